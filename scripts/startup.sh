@@ -385,23 +385,40 @@ while :; do
   nap 0.3
 done
 
-# Which key a client should send, and why.
-if [ -n "${BRIDGE_API_KEYS:-}" ]; then
-  KEY=${BRIDGE_API_KEYS%%,*}
-  KEY=$(printf '%s' "$KEY" | tr -d '[:space:]')
+# Which key a client should send, and why. Ask the bridge's own settings loader first (it sees
+# the config file and every env var exactly as `serve` does); fall back to the env vars alone.
+KEY_INFO=$("$PY" - "$CONFIG" <<'PY' 2>/dev/null || true
+import sys
+from bridge.settings import load_settings
+s = load_settings(sys.argv[1] or None)
+if s.api_keys:
+    key, note = s.api_keys[0], "the first of BRIDGE_API_KEYS / api_keys"
+elif s.demo_mode:
+    key, note = "any-text", "demo mode (built-in emulator, no BRIDGE_API_KEYS): any text works"
+elif s.dify_api_key or s.models or not s.passthrough:
+    key, note = "any-text", ("no BRIDGE_API_KEYS: the configured models are open, any text "
+                             "works (set BRIDGE_API_KEYS before sharing a public URL)")
+else:
+    key, note = "app-YOUR-DIFY-APP-KEY", ("passthrough mode: your Dify app's API key "
+                                         "(app-...), forwarded to Dify")
+print(key, s.model_name, note, sep="\t")
+PY
+)
+if [ -n "$KEY_INFO" ]; then
+  IFS=$'\t' read -r KEY MODEL KEY_NOTE <<<"$KEY_INFO"
+elif [ -n "${BRIDGE_API_KEYS:-}" ]; then
+  KEY=$(printf '%s' "${BRIDGE_API_KEYS%%,*}" | tr -d '[:space:]')
   KEY_NOTE="the first of BRIDGE_API_KEYS"
 elif [ -z "${DIFY_API_URL:-}" ]; then
   KEY="any-text"
   KEY_NOTE="demo mode (built-in emulator, no BRIDGE_API_KEYS): any text works"
+elif [ -n "${DIFY_API_KEY:-}" ] ||
+     [ "$(printf '%s' "${BRIDGE_PASSTHROUGH:-true}" | tr '[:upper:]' '[:lower:]')" = false ]; then
+  KEY="any-text"
+  KEY_NOTE="no BRIDGE_API_KEYS: the configured models are open, any text works (set BRIDGE_API_KEYS before sharing a public URL)"
 else
-  case "$(printf '%s' "${BRIDGE_PASSTHROUGH:-}" | tr '[:upper:]' '[:lower:]')" in
-    1|true|yes|on)
-      KEY="app-YOUR-DIFY-APP-KEY"
-      KEY_NOTE="passthrough mode: your Dify app's API key (app-...), forwarded to Dify" ;;
-    *)
-      KEY="any-text"
-      KEY_NOTE="no BRIDGE_API_KEYS set: the configured models are open, any text works (set BRIDGE_API_KEYS before sharing a public URL)" ;;
-  esac
+  KEY="app-YOUR-DIFY-APP-KEY"
+  KEY_NOTE="passthrough mode: your Dify app's API key (app-...), forwarded to Dify"
 fi
 
 curl_line() {
