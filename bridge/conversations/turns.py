@@ -1,0 +1,100 @@
+"""The two store round trips of a request: find the history before it, record it after.
+
+Both degrade instead of failing: a :class:`~bridge.conversations.store.StoreUnavailable` is
+logged as a warning and reported in the result, so the request goes on with the history
+carried in the query.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import structlog
+
+from bridge.conversations.fingerprint import (
+    NormalisedMessage,
+    fingerprint_normalised,
+    normalise_message,
+)
+from bridge.conversations.planner import Lookup
+from bridge.conversations.store import ConversationStore, StoredTurn, StoreUnavailable
+
+logger = structlog.get_logger(__name__)
+
+
+async def look_up_turn(
+    store: ConversationStore,
+    *,
+    app_id: str,
+    user: str,
+    messages: Sequence[NormalisedMessage],
+    chat_key: str | None = None,
+) -> Lookup:
+    """Find the conversation that produced ``messages[:-1]``, for :func:`plan_turn`.
+
+    ``chat_key`` (from :func:`~bridge.conversations.fingerprint.chat_key`) is tried first;
+    when its conversation is not at this history, the fingerprint may still find another
+    stored branch, and failing that the keyed conversation is reported so the plan is a fork.
+    The store is not consulted when nothing could have been stored: the last message is not
+    from the user, or only system messages precede it.
+    """
+    prior = messages[:-1]
+    prior_fingerprint = fingerprint_normalised(app_id, user, prior)
+    not_found = Lookup(fingerprint=prior_fingerprint)
+    if not messages or messages[-1][0] != "user" or all(role == "system" for role, _ in prior):
+        return not_found
+    try:
+        keyed = not_found
+        if chat_key is not None:
+            keyed_id = await store.get_key(chat_key)
+            if keyed_id is not None:
+                keyed = Lookup(
+                    fingerprint=prior_fingerprint,
+                    conversation_id=keyed_id,
+                    head=await store.head(keyed_id),
+                )
+                if keyed.head == prior_fingerprint:
+                    return keyed
+        stored = await store.get(prior_fingerprint)
+        if stored is None:
+            return keyed
+        return Lookup(
+            fingerprint=prior_fingerprint,
+            conversation_id=stored.conversation_id,
+            head=await store.head(stored.conversation_id),
+        )
+    except StoreUnavailable as exc:
+        logger.warning("conversation store unavailable; carrying history", error=str(exc))
+        return Lookup(fingerprint=prior_fingerprint, store_down=True)
+
+
+async def record_turn(
+    store: ConversationStore,
+    *,
+    app_id: str,
+    user: str,
+    messages: Sequence[NormalisedMessage],
+    answer: str,
+    conversation_id: str,
+    chat_key: str | None = None,
+) -> bool:
+    """Remember that ``messages`` + ``answer`` is now the state of ``conversation_id``.
+
+    ``messages`` are all the normalised request messages (system ones included), ``answer``
+    the assistant text as sent to the client. Returns ``False`` if the store was unavailable.
+    """
+    state = [*messages, normalise_message({"role": "assistant", "content": answer})]
+    turn = StoredTurn(
+        conversation_id=conversation_id,
+        turn=sum(1 for role, _ in state if role == "user"),
+        created_at=time.time(),
+    )
+    try:
+        await store.put(fingerprint_normalised(app_id, user, state), turn)
+        if chat_key is not None:
+            await store.put_key(chat_key, conversation_id)
+    except StoreUnavailable as exc:
+        logger.warning("conversation store unavailable; turn not recorded", error=str(exc))
+        return False
+    return True
