@@ -1,0 +1,66 @@
+"""`create_emulator_app(config)`: the Litestar app that plays a Dify Service API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from litestar import Litestar
+
+from .dsl import load_apps
+from .errors import DifyError
+from .llm import FakeModelTiming
+from .routes import ROUTES, dify_error_handler, record_request
+from .run import RunSettings
+from .service import Emulator
+from .store import EmulatorStore
+
+
+@dataclass
+class EmulatorConfig:
+    dsl_paths: list[Path] = field(default_factory=list)
+    dsl_dir: Path | None = None
+    keys: dict[str, str] = field(default_factory=dict)  # app name → API key
+    ping_interval: float = 10.0  # seconds of silence before an `event: ping`
+    code_timeout: float = 30.0  # Code node time limit
+    idle_timeout: float = 300.0  # how long the 13a "silent hang" lasts
+    llm_slow_interval: float = 1.0  # SLOW: seconds between chunks
+    llm_wait_before_first: float = 15.0  # WAIT15: seconds before the first chunk
+    http_timeout: float = 30.0  # HTTP Request node
+
+
+def create_emulator_app(config: EmulatorConfig | None = None) -> Litestar:
+    config = config or EmulatorConfig()
+    apps = load_apps(config.dsl_paths, config.dsl_dir, config.keys)
+    settings = RunSettings(
+        code_timeout=config.code_timeout,
+        model=FakeModelTiming(
+            slow_interval=config.llm_slow_interval,
+            wait_before_first=config.llm_wait_before_first,
+        ),
+        http_timeout=config.http_timeout,
+    )
+    emulator = Emulator(
+        apps=apps,
+        store=EmulatorStore(),
+        settings=settings,
+        ping_interval=config.ping_interval,
+        idle_timeout=config.idle_timeout,
+    )
+    app = Litestar(
+        route_handlers=ROUTES,
+        exception_handlers={DifyError: dify_error_handler},
+        before_request=record_request,
+        openapi_config=None,
+    )
+    app.state.emulator = emulator
+    return app
+
+
+def emulator_apps(app: Litestar) -> dict[str, str]:
+    """Loaded apps: name → API key."""
+    return {spec.name: key for key, spec in app.state.emulator.apps.items()}
+
+
+def emulator_of(app: Litestar) -> Emulator:
+    return app.state.emulator

@@ -1,0 +1,139 @@
+"""chat / agent-chat / completion apps: the fake model's answer as message events (30a, 31a, 32a).
+
+No workflow or node events and no initial ping. A stop ends the stream with an ordinary
+`message_end` after the partial answer (35a, 35c); a model error is one `error` event without
+`task_id` and nothing after it (34a, 34c, 34d).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from msgspec import UNSET
+
+from . import llm
+from .run import Emit, RunContext, Stopped
+from .store import new_id
+from .wire import AgentMessageEvent, AgentThoughtEvent, ErrorEvent, MessageEndEvent, MessageEvent
+
+_PROMPT_VAR = re.compile(r"\{\{([a-zA-Z_][\w]*)\}\}")
+
+
+def render_pre_prompt(ctx: RunContext) -> str:
+    text = str(ctx.app.model_config.get("pre_prompt") or "")
+    return _PROMPT_VAR.sub(lambda m: str(ctx.inputs.get(m.group(1)) or ""), text)
+
+
+def model_input(ctx: RunContext) -> str:
+    """What the fake model echoes: the query, or the completion app's rendered prompt + newline (32a)."""
+    if ctx.app.mode == "completion":
+        return render_pre_prompt(ctx) + "\n"
+    return ctx.query
+
+
+async def run_chat_app(ctx: RunContext, emit: Emit) -> None:
+    agent = ctx.app.mode == "agent-chat"
+    conversation_id: Any = UNSET if ctx.app.mode == "completion" else ctx.conversation_id
+    common = {
+        "conversation_id": conversation_id,
+        "message_id": ctx.message_id,
+        "created_at": ctx.created_at,
+        "task_id": ctx.task_id,
+    }
+    thought_id = new_id()
+
+    def thought(text: str) -> AgentThoughtEvent:
+        return AgentThoughtEvent(
+            event="agent_thought",
+            **common,
+            id=thought_id,
+            position=1,
+            thought=text,
+            observation="",
+            tool="",
+            tool_labels={},
+            tool_input="",
+            message_files=[],
+        )
+
+    text_in = model_input(ctx)
+    t0 = time.monotonic()
+    chunks: list[str] = []
+    stream = llm.stream_answer(text_in, ctx.settings.model)
+    try:
+        first = True
+        while True:
+            try:
+                chunk = await ctx.guard(anext(stream))
+            except StopAsyncIteration:
+                break
+            if first and agent:
+                emit(thought(""))
+            first = False
+            chunks.append(chunk)
+            if agent:
+                emit(AgentMessageEvent(event="agent_message", **common, id=ctx.message_id, answer=chunk))
+            else:
+                emit(
+                    MessageEvent(
+                        event="message",
+                        **common,
+                        id=ctx.message_id,
+                        answer=chunk,
+                        from_variable_selector=None,
+                    )
+                )
+    except llm.ModelError as exc:
+        ctx.status, ctx.error, ctx.error_code = "error", str(exc), "completion_request_error"
+        emit(
+            ErrorEvent(
+                event="error",
+                conversation_id=conversation_id,
+                message_id=ctx.message_id,
+                created_at=ctx.created_at,
+                code="completion_request_error",
+                status=400,
+                message=str(exc),
+            )
+        )
+        return
+    except Stopped:
+        ctx.status = "stopped"
+    finally:
+        await stream.aclose()
+    ctx.answer = "".join(chunks)
+    if agent and ctx.status != "stopped":
+        emit(thought(ctx.answer))
+    usage = llm.usage(
+        llm.count_tokens(render_pre_prompt(ctx) + " " + text_in),
+        max(0, len([c for c in chunks if c])),
+        time.monotonic() - t0,
+    )
+    ctx.usage = usage
+    emit(
+        MessageEndEvent(
+            event="message_end",
+            **common,
+            id=ctx.message_id,
+            metadata=llm.metadata(usage),
+            files=None,
+        )
+    )
+    if agent:
+        ctx.outputs["agent_thoughts"] = [
+            {
+                "id": thought_id,
+                "chain_id": None,
+                "message_id": ctx.message_id,
+                "position": 1,
+                "thought": ctx.answer,
+                "tool": "",
+                "tool_labels": {},
+                "tool_input": "",
+                "created_at": ctx.created_at,
+                "observation": "",
+                "files": [],
+            }
+        ]

@@ -1,0 +1,747 @@
+"""Run a chatflow (advanced-chat) or workflow graph and emit Dify's stream events.
+
+Event order follows the recordings:
+- `workflow_started`, then per node `node_started` … `node_finished` (01, 05); Iteration/Loop
+  nodes are not implemented.
+- Answer text (chatflow `message`, workflow `text_chunk`) is streamed by a response
+  coordinator: Answer/End nodes are "sessions" in graph order; the current session emits its
+  literal and variable segments as soon as each is available — right after a node starts and
+  right before a node finishes — and is closed when its own node starts, which lets the next
+  session's leading literal go out early (22a: `"Part B: "` right after `node_started` of answer1).
+- chatflow: `message_end` BEFORE `workflow_finished` (01); failure: failed `node_finished` and
+  `workflow_finished` and nothing else (27a); stop: `workflow_finished` `stopped`, the running
+  node gets no `node_finished` (23a, 25a).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jinja2.sandbox
+
+from . import llm
+from .dsl import AppSpec, Node
+from .run import Emit, RunContext, Stopped
+from .sandbox import CodeError, run_python
+from .store import new_id, now
+from .wire import (
+    ChatflowGraphEvent,
+    MessageEndEvent,
+    MessageEvent,
+    NodeFinishedData,
+    NodeStartedData,
+    TextChunkData,
+    WorkflowFinishedData,
+    WorkflowGraphEvent,
+    WorkflowStartedData,
+)
+
+_VAR = re.compile(r"\{\{#([\w\-]{1,80}(?:\.[\w\-]{1,80}){1,10})#\}\}")
+_jinja = jinja2.sandbox.SandboxedEnvironment(autoescape=False)  # noqa: S701 - text, not HTML
+
+
+class NodeFailed(Exception):
+    pass
+
+
+# --- variables --------------------------------------------------------------------------------
+
+
+class VariablePool:
+    def __init__(self) -> None:
+        self._values: dict[tuple[str, str], Any] = {}
+
+    def set(self, node_id: str, name: str, value: Any) -> None:
+        self._values[(node_id, name)] = value
+
+    def has(self, selector: list[str]) -> bool:
+        return (selector[0], selector[1]) in self._values
+
+    def get(self, selector: list[str], default: Any = None) -> Any:
+        value = self._values.get((selector[0], selector[1]), default)
+        for part in selector[2:]:
+            value = value.get(part) if isinstance(value, dict) else default
+        return value
+
+
+def render_value(value: Any) -> str:
+    """How a variable reads inside Answer text: arrays become markdown lists (40)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "\n".join("- " + render_value(item) for item in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def substitute(template: str, pool: VariablePool) -> str:
+    return _VAR.sub(lambda m: render_value(pool.get(m.group(1).split("."))), template)
+
+
+@dataclass
+class Segment:
+    text: str | None = None
+    selector: list[str] | None = None
+
+
+def parse_segments(template: str) -> list[Segment]:
+    segments: list[Segment] = []
+    pos = 0
+    for match in _VAR.finditer(template):
+        if match.start() > pos:
+            segments.append(Segment(text=template[pos : match.start()]))
+        segments.append(Segment(selector=match.group(1).split(".")))
+        pos = match.end()
+    if pos < len(template):
+        segments.append(Segment(text=template[pos:]))
+    return segments
+
+
+# --- response coordinator ---------------------------------------------------------------------
+
+
+class ResponseCoordinator:
+    def __init__(self, sessions: list[tuple[str, list[Segment]]], pool: VariablePool, out) -> None:
+        self.sessions = sessions
+        self.pool = pool
+        self.out = out  # out(text, selector)
+        self.cursor = 0
+        self.streaming: list[str] | None = None
+
+    def _current(self) -> tuple[str, list[Segment]] | None:
+        return self.sessions[0] if self.sessions else None
+
+    def flush(self, force: bool = False) -> None:
+        current = self._current()
+        if current is None:
+            return
+        node_id, segments = current
+        while self.cursor < len(segments):
+            seg = segments[self.cursor]
+            if seg.text is not None:
+                self.out(seg.text, [node_id, "answer"])
+            elif seg.selector == self.streaming and (force or self.pool.has(seg.selector)):
+                self.streaming = None  # already streamed chunk by chunk (33a)
+            elif force or self.pool.has(seg.selector or []) or (seg.selector or [""])[0] in {
+                "sys",
+                "conversation",
+                "env",
+            }:
+                self.out(render_value(self.pool.get(seg.selector or [])), seg.selector)
+            else:
+                return
+            self.cursor += 1
+
+    def node_started(self, node_id: str) -> None:
+        ids = [s[0] for s in self.sessions]
+        if node_id in ids:
+            while self.sessions and self.sessions[0][0] != node_id:
+                self.flush(force=True)
+                self._advance()
+            self.flush(force=True)
+            self._advance()
+        self.flush()
+
+    def skip(self, node_id: str) -> None:
+        if self.sessions and self.sessions[0][0] == node_id:
+            self._advance()
+            self.flush()
+        else:
+            self.sessions = [s for s in self.sessions if s[0] != node_id]
+
+    def _advance(self) -> None:
+        self.sessions.pop(0)
+        self.cursor = 0
+        self.streaming = None
+
+    def stream(self, selector: list[str], chunk: str) -> bool:
+        """Pass a chunk of a still-running node straight through if the session waits on it."""
+        current = self._current()
+        if current is None or self.cursor >= len(current[1]):
+            return False
+        if current[1][self.cursor].selector != selector:
+            return False
+        self.streaming = selector
+        self.out(chunk, selector)
+        return True
+
+
+# --- the runner -------------------------------------------------------------------------------
+
+
+class GraphRun:
+    def __init__(self, ctx: RunContext, emit: Emit) -> None:
+        self.ctx = ctx
+        self.app: AppSpec = ctx.app
+        self.emit_raw = emit
+        self.chatflow = self.app.mode == "advanced-chat"
+        self.pool = VariablePool()
+        self.run_id = ctx.workflow_run_id or new_id()
+        ctx.workflow_run_id = self.run_id
+        self.started = time.monotonic()
+        self.created_at = now()
+        self.answers: list[str] = []
+        self.end_outputs: dict[str, Any] = {}
+        self.steps = 0
+        self.tokens = 0
+        self.llm_usage: dict[str, Any] | None = None
+        self.first_text_at: float | None = None
+        order = self._order()
+        kind = "answer" if self.chatflow else "end"
+        sessions = []
+        for node_id in order:
+            node = self.app.nodes[node_id]
+            if node.type == kind:
+                sessions.append((node_id, self._session_segments(node)))
+        self.coordinator = ResponseCoordinator(sessions, self.pool, self._text_out)
+
+    # graph order: a topological walk from Start following edges (branches one after another,
+    # as 1.13.2 ran them with one worker, 42/42b)
+    def _order(self) -> list[str]:
+        top = {n.id for n in self.app.nodes.values() if n.parent_id is None}
+        indegree = {n: 0 for n in top}
+        for edge in self.app.edges:
+            if edge.source in top and edge.target in top:
+                indegree[edge.target] += 1
+        queue = [self.app.start_node.id]
+        order: list[str] = []
+        while queue:
+            node_id = queue.pop(0)
+            order.append(node_id)
+            for edge in self.app.edges:
+                if edge.source == node_id and edge.target in indegree:
+                    indegree[edge.target] -= 1
+                    if indegree[edge.target] == 0:
+                        queue.append(edge.target)
+        return order
+
+    def _session_segments(self, node: Node) -> list[Segment]:
+        if node.type == "answer":
+            return parse_segments(str(node.data.get("answer") or ""))
+        segments: list[Segment] = []
+        for i, out in enumerate(node.data.get("outputs") or []):
+            if i:
+                segments.append(Segment(text="\n"))
+            segments.append(Segment(selector=list(out.get("value_selector") or [])))
+        return segments
+
+    # --- event envelopes ---
+
+    def _graph_event(self, event: str, data: Any) -> None:
+        if self.chatflow:
+            self.emit_raw(
+                ChatflowGraphEvent(
+                    event=event,
+                    conversation_id=self.ctx.conversation_id,
+                    message_id=self.ctx.message_id,
+                    created_at=self.ctx.created_at,
+                    task_id=self.ctx.task_id,
+                    workflow_run_id=self.run_id,
+                    data=data,
+                )
+            )
+        else:
+            self.emit_raw(
+                WorkflowGraphEvent(
+                    event=event, workflow_run_id=self.run_id, task_id=self.ctx.task_id, data=data
+                )
+            )
+
+    def _text_out(self, text: str, selector: list[str] | None) -> None:
+        if self.first_text_at is None:
+            self.first_text_at = time.monotonic()
+        if self.chatflow:
+            self.emit_raw(
+                MessageEvent(
+                    event="message",
+                    conversation_id=self.ctx.conversation_id,
+                    message_id=self.ctx.message_id,
+                    created_at=self.ctx.created_at,
+                    task_id=self.ctx.task_id,
+                    id=self.ctx.message_id,
+                    answer=text,
+                    from_variable_selector=selector,
+                )
+            )
+        else:
+            self.emit_raw(
+                WorkflowGraphEvent(
+                    event="text_chunk",
+                    workflow_run_id=self.run_id,
+                    task_id=self.ctx.task_id,
+                    data=TextChunkData(text=text, from_variable_selector=selector),
+                )
+            )
+
+    # --- system variables ---
+
+    def _sys_inputs(self, for_node: bool) -> dict[str, Any]:
+        """`sys.*` as 01/05 show them; the Start node also sees conversation_id / timestamp."""
+        ctx = self.ctx
+        values: dict[str, Any] = dict(ctx.inputs)
+        values["sys.files"] = ctx.files
+        values["sys.user_id"] = ctx.user
+        values["sys.app_id"] = self.app.app_id
+        values["sys.workflow_id"] = self.app.workflow_id
+        values["sys.workflow_run_id"] = self.run_id
+        if self.chatflow:
+            values["sys.query"] = ctx.query
+            if for_node:
+                values["sys.conversation_id"] = ctx.conversation_id
+            values["sys.dialogue_count"] = self._dialogue_count()
+        elif for_node:
+            values["sys.timestamp"] = self.created_at
+        return values
+
+    def _dialogue_count(self) -> int:
+        conv = self.ctx.conversation
+        return (len(conv.messages) if conv else 0) + 1
+
+    def _fill_pool(self) -> None:
+        start = self.app.start_node
+        for var in start.data.get("variables") or []:
+            name = var["variable"]
+            self.pool.set(start.id, name, self.ctx.inputs.get(name))
+        for key, value in self._sys_inputs(for_node=True).items():
+            if key.startswith("sys."):
+                self.pool.set("sys", key[4:], value)
+        for name, value in self.app.environment.items():
+            self.pool.set("env", name, value)
+        conv = self.ctx.conversation
+        for var in self.app.conversation_variables:
+            name = var["name"]
+            value = conv.variables.get(name, var.get("value")) if conv else var.get("value")
+            self.pool.set("conversation", name, value)
+
+    # --- main loop ---
+
+    async def run(self) -> None:
+        ctx = self.ctx
+        self._fill_pool()
+        self._graph_event(
+            "workflow_started",
+            WorkflowStartedData(
+                id=self.run_id,
+                workflow_id=self.app.workflow_id,
+                inputs=self._sys_inputs(for_node=False),
+                created_at=self.created_at,
+            ),
+        )
+        status, error = "succeeded", None
+        taken: dict[str, list[bool]] = {}
+        try:
+            for node_id in self._order():
+                node = self.app.nodes[node_id]
+                incoming = taken.get(node_id)
+                if node.type != "start" and incoming is not None and not any(incoming):
+                    self.coordinator.skip(node_id)
+                    self._mark_edges(node_id, None, taken)
+                    continue
+                handle = await self._run_node(node)
+                self._mark_edges(node_id, handle, taken)
+        except Stopped:
+            status, error = "stopped", "Stopped by user."
+        except NodeFailed as exc:
+            status, error = "failed", str(exc)
+        ctx.status, ctx.error = status, error
+        ctx.answer = "".join(self.answers)
+        ctx.outputs = (
+            {"answer": ctx.answer, "files": []} if self.chatflow else dict(self.end_outputs)
+        )
+        ctx.elapsed = round(time.monotonic() - self.started, 6)
+        ctx.total_tokens, ctx.total_steps = self.tokens, self.steps
+        ctx.finished_at = now()
+        if self.chatflow and status == "succeeded":
+            ttft = (self.first_text_at or time.monotonic()) - self.started
+            usage = self.llm_usage or llm.usage(0, 0, ttft, zero=True)
+            ctx.usage = usage
+            self.emit_raw(
+                MessageEndEvent(
+                    event="message_end",
+                    conversation_id=ctx.conversation_id,
+                    message_id=ctx.message_id,
+                    created_at=ctx.created_at,
+                    task_id=ctx.task_id,
+                    id=ctx.message_id,
+                    metadata=llm.metadata(usage),
+                    files=[],
+                )
+            )
+        self._graph_event(
+            "workflow_finished",
+            WorkflowFinishedData(
+                id=self.run_id,
+                workflow_id=self.app.workflow_id,
+                status=status,
+                outputs=ctx.outputs,
+                error=error,
+                elapsed_time=ctx.elapsed,
+                total_tokens=self.tokens,
+                total_steps=self.steps,
+                created_by={"id": ctx.end_user_id, "user": ctx.user},
+                created_at=self.created_at,
+                finished_at=ctx.finished_at,
+                exceptions_count=0,
+                files=[],
+            ),
+        )
+
+    def _mark_edges(self, node_id: str, handle: str | None, taken: dict[str, list[bool]]) -> None:
+        for edge in self.app.edges:
+            if edge.source == node_id:
+                hit = handle is not None and (edge.source_handle == handle or handle == "*")
+                taken.setdefault(edge.target, []).append(hit)
+
+    async def _run_node(self, node: Node) -> str:
+        """Run one node with its events; return the source handle whose edges are taken."""
+        ctx = self.ctx
+        exec_id = new_id()
+        started_at = now()
+        t0 = time.monotonic()
+        self.steps += 1
+        self._graph_event(
+            "node_started",
+            NodeStartedData(
+                id=exec_id,
+                node_id=node.id,
+                node_type=node.type,
+                title=node.title,
+                index=1,
+                predecessor_node_id=None,
+                inputs=None,
+                inputs_truncated=False,
+                created_at=started_at,
+                extras={},
+                iteration_id=None,
+                loop_id=None,
+            ),
+        )
+        self.coordinator.node_started(node.id)
+        handle = "source"
+        process_data: dict[str, Any] = {}
+        metadata = None
+        inputs: dict[str, Any] = {}
+        try:
+            executor = getattr(self, "_exec_" + node.type.replace("-", "_"), None)
+            if executor is None:
+                raise NodeFailed(f"Node type {node.type!r} is not supported by the emulator.")
+            result = await ctx.guard(executor(node))
+            inputs, outputs, process_data, handle, metadata = result
+            for name, value in outputs.items():
+                self.pool.set(node.id, name, value)
+            status, error = "succeeded", None
+        except NodeFailed as exc:
+            outputs, status, error = {}, "failed", str(exc)
+        if status == "succeeded":
+            self.coordinator.flush()
+        self._graph_event(
+            "node_finished",
+            NodeFinishedData(
+                id=exec_id,
+                node_id=node.id,
+                node_type=node.type,
+                title=node.title,
+                index=1,
+                predecessor_node_id=None,
+                inputs=inputs,
+                inputs_truncated=False,
+                process_data=process_data,
+                process_data_truncated=False,
+                outputs=outputs,
+                outputs_truncated=False,
+                status=status,
+                error=error,
+                elapsed_time=round(time.monotonic() - t0, 6),
+                execution_metadata=metadata,
+                created_at=started_at,
+                finished_at=now(),
+                files=[],
+                iteration_id=None,
+                loop_id=None,
+            ),
+        )
+        if error is not None:
+            raise NodeFailed(error)
+        return handle
+
+    # --- node executors: (inputs, outputs, process_data, handle, execution_metadata) ---
+
+    def _selector_inputs(self, node: Node) -> dict[str, Any]:
+        return {
+            v["variable"]: self.pool.get(list(v.get("value_selector") or ["", ""]))
+            for v in node.data.get("variables") or []
+        }
+
+    async def _exec_start(self, node: Node):
+        values = self._sys_inputs(for_node=True)
+        return values, values, {}, "source", None
+
+    async def _exec_code(self, node: Node):
+        inputs = self._selector_inputs(node)
+        try:
+            outputs = await run_python(
+                str(node.data.get("code") or ""), inputs, self.ctx.settings.code_timeout
+            )
+        except CodeError as exc:
+            raise NodeFailed(str(exc)) from None
+        return inputs, outputs, {}, "source", None
+
+    async def _exec_template_transform(self, node: Node):
+        inputs = self._selector_inputs(node)
+        try:
+            text = _jinja.from_string(str(node.data.get("template") or "")).render(**inputs)
+        except jinja2.TemplateError as exc:
+            raise NodeFailed(str(exc)) from None
+        return inputs, {"output": text}, {}, "source", None
+
+    async def _exec_answer(self, node: Node):
+        text = substitute(str(node.data.get("answer") or ""), self.pool)
+        self.answers.append(text)
+        return {}, {"answer": text, "files": []}, {}, "source", None
+
+    async def _exec_end(self, node: Node):
+        outputs = {
+            o["variable"]: self.pool.get(list(o.get("value_selector") or ["", ""]))
+            for o in node.data.get("outputs") or []
+        }
+        self.end_outputs = outputs
+        return outputs, outputs, {}, "source", None
+
+    async def _exec_assigner(self, node: Node):
+        data = node.data
+        items = data.get("items")
+        if items is None:  # version 1: one assignment
+            items = [
+                {
+                    "variable_selector": data.get("assigned_variable_selector") or [],
+                    "input_type": "variable",
+                    "operation": data.get("write_mode") or "over-write",
+                    "value": data.get("input_variable_selector") or [],
+                }
+            ]
+        process: dict[str, Any] = {}
+        updated = []
+        for item in items:
+            target = list(item.get("variable_selector") or [])
+            if len(target) < 2:
+                continue
+            value = item.get("value")
+            if item.get("input_type", "variable") == "variable" and isinstance(value, list):
+                value = self.pool.get(value)
+            current = self.pool.get(target)
+            new = _assign(item.get("operation") or "over-write", current, value)
+            self.pool.set(target[0], target[1], new)
+            if target[0] == "conversation" and self.ctx.conversation is not None:
+                self.ctx.conversation.variables[target[1]] = new
+            process[target[1]] = new
+            updated.append(
+                {
+                    "name": target[1],
+                    "selector": target,
+                    "value_type": _value_type(new),
+                    "new_value": new,
+                }
+            )
+        process["__updated_variables"] = updated
+        # 22a: this node reports its own configuration as `inputs`.
+        inputs = {
+            "type": data.get("type"),
+            "title": data.get("title"),
+            "desc": data.get("desc", ""),
+            "version": data.get("version", "1"),
+            "error_strategy": None,
+            "default_value": None,
+            "retry_config": {"max_retries": 0, "retry_interval": 0, "retry_enabled": False},
+            "items": items,
+        }
+        return inputs, {}, process, "source", None
+
+    async def _exec_if_else(self, node: Node):
+        cases = node.data.get("cases")
+        if cases is None and "conditions" in node.data:
+            cases = [
+                {
+                    "case_id": "true",
+                    "logical_operator": node.data.get("logical_operator", "and"),
+                    "conditions": node.data["conditions"],
+                }
+            ]
+        for case in cases or []:
+            results = [self._condition(c) for c in case.get("conditions") or []]
+            ok = all(results) if case.get("logical_operator", "and") == "and" else any(results)
+            if ok:
+                return {}, {"result": True, "selected_case_id": case["case_id"]}, {}, case[
+                    "case_id"
+                ], None
+        return {}, {"result": False, "selected_case_id": "false"}, {}, "false", None
+
+    def _condition(self, cond: dict[str, Any]) -> bool:
+        actual = self.pool.get(list(cond.get("variable_selector") or ["", ""]))
+        expected = cond.get("value")
+        if isinstance(expected, str):
+            expected = substitute(expected, self.pool)
+        op = cond.get("comparison_operator")
+        text = "" if actual is None else actual
+        checks = {
+            "contains": lambda: str(expected) in text,
+            "not contains": lambda: str(expected) not in text,
+            "start with": lambda: str(text).startswith(str(expected)),
+            "end with": lambda: str(text).endswith(str(expected)),
+            "is": lambda: str(text) == str(expected),
+            "is not": lambda: str(text) != str(expected),
+            "empty": lambda: not actual,
+            "not empty": lambda: bool(actual),
+            "=": lambda: float(actual) == float(expected),
+            "≠": lambda: float(actual) != float(expected),
+            ">": lambda: float(actual) > float(expected),
+            "<": lambda: float(actual) < float(expected),
+            "≥": lambda: float(actual) >= float(expected),
+            "≤": lambda: float(actual) <= float(expected),
+            "null": lambda: actual is None,
+            "not null": lambda: actual is not None,
+        }
+        try:
+            return bool(checks.get(op, lambda: False)())
+        except (TypeError, ValueError):
+            return False
+
+    async def _exec_http_request(self, node: Node):
+        data = node.data
+        method = str(data.get("method") or "get").upper()
+        url = substitute(str(data.get("url") or ""), self.pool)
+        headers = _kv_lines(substitute(str(data.get("headers") or ""), self.pool))
+        params = _kv_lines(substitute(str(data.get("params") or ""), self.pool))
+        body = data.get("body") or {}
+        content: bytes | None = None
+        body_type = body.get("type") or "none"
+        if body_type in ("json", "raw-text"):
+            parts = body.get("data") or []
+            raw = parts[0].get("value", "") if parts and isinstance(parts, list) else ""
+            content = substitute(str(raw), self.pool).encode()
+        elif body_type == "x-www-form-urlencoded":
+            fields = {
+                p.get("key", ""): substitute(str(p.get("value", "")), self.pool)
+                for p in body.get("data") or []
+            }
+            content = httpx.QueryParams(fields).__str__().encode()
+            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        try:
+            async with httpx.AsyncClient(timeout=self.ctx.settings.http_timeout) as client:
+                request = client.build_request(
+                    method, url, headers=headers, params=params, content=content
+                )
+                response = await client.send(request)
+        except httpx.HTTPError as exc:
+            raise NodeFailed(f"Reached maximum retries (0) for URL {url}: {exc}") from None
+        raw_request = f"{method} {request.url.raw_path.decode()} HTTP/1.1\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in request.headers.items()
+        )
+        raw_request += "\r\n" + (content or b"").decode("utf-8", "replace")
+        outputs = {
+            "status_code": response.status_code,
+            "body": response.text,
+            "headers": dict(response.headers),
+            "files": [],
+        }
+        return {}, outputs, {"request": raw_request}, "source", None
+
+    async def _exec_llm(self, node: Node):
+        data = node.data
+        prompts = []
+        for message in data.get("prompt_template") or []:
+            if isinstance(message, dict):
+                text = substitute(str(message.get("text") or ""), self.pool)
+                prompts.append({"role": message.get("role", "user"), "text": text, "files": []})
+        if isinstance(data.get("prompt_template"), dict):
+            text = substitute(str(data["prompt_template"].get("text") or ""), self.pool)
+            prompts.append({"role": "user", "text": text, "files": []})
+        last_user = next((p["text"] for p in reversed(prompts) if p["role"] == "user"), "")
+        if data.get("memory") and self.chatflow:
+            last_user = self.ctx.query if not last_user else last_user
+        selector = [node.id, "text"]
+        t0 = time.monotonic()
+        chunks: list[str] = []
+        try:
+            async for chunk in llm.stream_answer(last_user, self.ctx.settings.model):
+                chunks.append(chunk)
+                self.coordinator.stream(selector, chunk)
+        except llm.ModelError as exc:
+            raise NodeFailed(str(exc)) from None
+        self.coordinator.stream(selector, "")
+        text = "".join(chunks)
+        model = data.get("model") or {}
+        usage = llm.usage(
+            llm.count_tokens(" ".join(p["text"] for p in prompts)),
+            len(chunks) - 1,
+            round(time.monotonic() - t0, 3),
+        )
+        self.tokens += usage["total_tokens"]
+        self.llm_usage = usage
+        process = {
+            "model_mode": model.get("mode", "chat"),
+            "prompts": prompts,
+            "usage": usage,
+            "finish_reason": "stop",
+            "model_provider": model.get("provider", ""),
+            "model_name": model.get("name", ""),
+        }
+        outputs = {"text": text, "reasoning_content": "", "usage": usage, "finish_reason": "stop"}
+        metadata = {
+            "total_tokens": usage["total_tokens"],
+            "total_price": usage["total_price"],
+            "currency": "USD",
+        }
+        return {}, outputs, process, "source", metadata
+
+
+def _kv_lines(text: str) -> dict[str, str]:
+    pairs = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip():
+            pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _assign(operation: str, current: Any, value: Any) -> Any:
+    if operation in ("over-write", "set"):
+        return value
+    if operation == "clear":
+        return [] if isinstance(current, list) else ("" if isinstance(current, str) else None)
+    if operation == "append":
+        return [*(current or []), value]
+    if operation == "extend":
+        return [*(current or []), *(value or [])]
+    numeric = {
+        "+=": lambda a, b: a + b,
+        "-=": lambda a, b: a - b,
+        "*=": lambda a, b: a * b,
+        "/=": lambda a, b: a / b,
+    }
+    if operation in numeric:
+        return numeric[operation](current or 0, value or 0)
+    return value
+
+
+def _value_type(value: Any) -> str:
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool | int | float):
+        return "number"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+async def run_graph(ctx: RunContext, emit: Emit) -> None:
+    await GraphRun(ctx, emit).run()

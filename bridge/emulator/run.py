@@ -1,0 +1,82 @@
+"""What one generation request carries through a pipeline, and how it is stopped."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import msgspec
+
+from .dsl import AppSpec
+from .llm import FakeModelTiming
+from .store import Conversation, EmulatorStore
+
+T = TypeVar("T")
+Emit = Callable[[msgspec.Struct], None]
+
+
+class Stopped(Exception):
+    """A stop call for this task arrived."""
+
+
+@dataclass
+class RunSettings:
+    code_timeout: float = 30.0
+    model: FakeModelTiming = field(default_factory=FakeModelTiming)
+    http_timeout: float = 30.0
+
+
+@dataclass
+class RunContext:
+    app: AppSpec
+    store: EmulatorStore
+    settings: RunSettings
+    user: str
+    end_user_id: str
+    task_id: str
+    message_id: str
+    created_at: int
+    inputs: dict[str, Any]
+    query: str = ""
+    files: list[dict[str, Any]] = field(default_factory=list)
+    conversation: Conversation | None = None
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    # Filled by the pipeline, read by the blocking response builders.
+    answer: str = ""
+    status: str = "succeeded"
+    error: str | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    usage: dict[str, Any] | None = None
+    workflow_run_id: str = ""
+    elapsed: float = 0.0
+    total_tokens: int = 0
+    total_steps: int = 0
+    finished_at: int = 0
+    error_code: str | None = None
+
+    @property
+    def conversation_id(self) -> str:
+        return self.conversation.id if self.conversation else ""
+
+    async def guard(self, work: Awaitable[T]) -> T:
+        """Await `work` unless a stop call arrives first; then cancel it and raise Stopped."""
+        if self.stop.is_set():
+            if asyncio.iscoroutine(work):
+                work.close()
+            raise Stopped
+        task = asyncio.ensure_future(work)
+        stopper = asyncio.ensure_future(self.stop.wait())
+        try:
+            done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            task.cancel()
+            stopper.cancel()
+            raise
+        stopper.cancel()
+        if task in done:
+            return task.result()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise Stopped

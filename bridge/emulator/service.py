@@ -1,0 +1,276 @@
+"""Request checks and run set-up for the generation endpoints, in Dify's order:
+auth → app mode → JSON body → `user` → payload fields → conversation → inputs → files."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import errors
+from .chat import run_chat_app
+from .dsl import CHAT_MODES, AppSpec
+from .graph import run_graph
+from .run import Emit, RunContext, RunSettings
+from .store import Conversation, EmulatorStore, Message, new_id, now
+
+
+@dataclass
+class Emulator:
+    apps: dict[str, AppSpec]
+    store: EmulatorStore
+    settings: RunSettings
+    ping_interval: float = 10.0
+    idle_timeout: float = 300.0
+    end_users: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def authenticate(self, authorization: str | None) -> AppSpec:
+        """The three 401 texts of recordings 10, 11a, 11b."""
+        if not authorization or " " not in authorization:
+            raise errors.unauthorized(
+                "Authorization header must be provided and start with 'Bearer'"
+            )
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer":
+            raise errors.unauthorized("Authorization scheme must be 'Bearer'")
+        app = self.apps.get(token.strip())
+        if app is None:
+            raise errors.unauthorized("Access token is invalid")
+        return app
+
+    def end_user_id(self, app: AppSpec, user: str) -> str:
+        return self.end_users.setdefault((app.key, user), new_id())
+
+
+def parse_json_body(content_type: str | None, body: bytes) -> dict[str, Any]:
+    if "application/json" not in (content_type or ""):
+        raise errors.DifyError(
+            "unsupported_media_type",
+            "Did not attempt to load JSON data because the request Content-Type was not "
+            "'application/json'.",
+            415,
+        )
+    try:
+        payload = json.loads(body or b"")
+    except ValueError:
+        raise errors.DifyError(
+            "bad_request",
+            "The browser (or proxy) sent a request that this server could not understand.",
+        ) from None
+    if not isinstance(payload, dict):
+        raise errors.DifyError(
+            "bad_request", "Invalid JSON payload received or JSON payload is empty."
+        )
+    return payload
+
+
+def require_user(payload: dict[str, Any]) -> str:
+    user = payload.get("user")
+    if not user or not isinstance(user, str):
+        raise errors.invalid_param("Arg user must be provided.")
+    return user
+
+
+@dataclass
+class GenerationRequest:
+    query: str
+    inputs: dict[str, Any]
+    streaming: bool
+    conversation_id: str
+    files: list[dict[str, Any]]
+
+
+def parse_generation(payload: dict[str, Any], model: str, needs_query: bool) -> GenerationRequest:
+    """The pydantic checks of ChatRequestPayload / WorkflowRunPayload / CompletionRequestPayload."""
+    problems: list[tuple[str, str, str, Any, str]] = []
+    if needs_query and "query" not in payload:
+        problems.append(("query", "Field required", "missing", payload, "missing"))
+    if "inputs" not in payload:
+        problems.append(("inputs", "Field required", "missing", payload, "missing"))
+    mode = payload.get("response_mode")
+    if mode is not None and mode not in ("blocking", "streaming"):
+        problems.append(
+            (
+                "response_mode",
+                "Input should be 'blocking' or 'streaming'",
+                "literal_error",
+                mode,
+                "literal_error",
+            )
+        )
+    conversation_id = payload.get("conversation_id") or ""
+    if conversation_id:
+        try:
+            uuid.UUID(str(conversation_id))
+        except ValueError:
+            problems.append(
+                (
+                    "conversation_id",
+                    "Value error, conversation_id must be a valid UUID",
+                    "value_error",
+                    conversation_id,
+                    "value_error",
+                )
+            )
+    if problems:
+        raise errors.validation_error(model, problems)
+    inputs = payload.get("inputs")
+    return GenerationRequest(
+        query=str(payload.get("query") or ""),
+        inputs=dict(inputs) if isinstance(inputs, dict) else {},
+        streaming=mode == "streaming",  # omitted → blocking (12f)
+        conversation_id=str(conversation_id),
+        files=list(payload.get("files") or []),
+    )
+
+
+def validate_inputs(app: AppSpec, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Checked on every turn, also inside a conversation (22c, 22d, 22e)."""
+    cleaned = dict(inputs)
+    for item in app.user_input_form:
+        (kind, spec), = item.items()
+        name = spec.get("variable")
+        value = inputs.get(name)
+        if value in (None, ""):
+            if spec.get("required"):
+                raise errors.invalid_param(f"{name} is required in input form")
+            cleaned[name] = spec.get("default", None) if value is None else value
+            if kind == "select" and value is None:
+                cleaned.pop(name, None) if name not in inputs else None
+            continue
+        if kind == "select" and value not in (spec.get("options") or []):
+            raise errors.invalid_param(
+                f"{name} in input form must be one of the following: {spec.get('options')}"
+            )
+        if kind in ("text-input", "paragraph") and not isinstance(value, str):
+            raise errors.invalid_param(f"{name} in input form must be a string")
+        max_length = spec.get("max_length")
+        if kind in ("text-input", "paragraph") and max_length and len(value) > int(max_length):
+            raise errors.invalid_param(
+                f"{name} in input form must be less than {max_length} characters"
+            )
+        if kind == "number" and isinstance(value, str):
+            try:
+                cleaned[name] = float(value) if "." in value else int(value)
+            except ValueError:
+                raise errors.invalid_param(f"{name} in input form must be a valid number") from None
+    return cleaned
+
+
+def resolve_files(
+    app: AppSpec, store: EmulatorStore, files: list[dict[str, Any]], base_url: str
+) -> list[dict[str, Any]]:
+    """`files` reach `sys.files` only when the app allows uploads (20a vs 20c)."""
+    if not app.file_upload_enabled:
+        return []
+    resolved = []
+    for item in files:
+        method = item.get("transfer_method")
+        if method == "local_file":
+            upload = store.files.get(str(item.get("upload_file_id") or ""))
+            if upload is None:
+                raise errors.invalid_param("Invalid upload file")
+            url = f"{base_url}/files/{upload.id}/file-preview"
+            resolved.append(
+                _file_entry(item, "local_file", url, upload.id, upload.name, upload.mime_type,
+                            upload.size, url)
+            )
+        elif method == "remote_url":
+            url = str(item.get("url") or "")
+            name = url.rsplit("/", 1)[-1] or "file"
+            resolved.append(_file_entry(item, "remote_url", url, None, name, None, 0, url))
+        else:
+            raise errors.invalid_param("Invalid upload file")
+    return resolved
+
+
+def _file_entry(item, method, remote_url, related_id, filename, mime, size, url) -> dict:
+    ext = "." + filename.rsplit(".", 1)[-1] if "." in filename else ""
+    return {
+        "dify_model_identity": "__dify__file__",
+        "id": None,
+        "tenant_id": "00000000-0000-0000-0000-000000000000",
+        "type": item.get("type") or "image",
+        "transfer_method": method,
+        "remote_url": remote_url,
+        "related_id": related_id,
+        "filename": filename,
+        "extension": ext,
+        "mime_type": mime or ("image/png" if ext.lower() == ".png" else "application/octet-stream"),
+        "size": size,
+        "url": url,
+    }
+
+
+def new_context(
+    emulator: Emulator,
+    app: AppSpec,
+    user: str,
+    request: GenerationRequest,
+    conversation: Conversation | None,
+    files: list[dict[str, Any]],
+) -> RunContext:
+    task_id = new_id()
+    ctx = RunContext(
+        app=app,
+        store=emulator.store,
+        settings=emulator.settings,
+        user=user,
+        end_user_id=emulator.end_user_id(app, user),
+        task_id=task_id,
+        message_id=new_id(),
+        created_at=now(),
+        inputs=request.inputs,
+        query=request.query,
+        files=files,
+        conversation=conversation,
+    )
+    ctx.stop = emulator.store.register_task(task_id)
+    return ctx
+
+
+def open_conversation(
+    emulator: Emulator, app: AppSpec, user: str, request: GenerationRequest
+) -> Conversation | None:
+    if app.mode not in CHAT_MODES:
+        return None
+    if request.conversation_id:
+        return emulator.store.find_conversation(app.key, user, request.conversation_id)
+    conv = Conversation(
+        id=new_id(), app_key=app.key, user=user, inputs=request.inputs, name=request.query[:60]
+    )
+    emulator.store.conversations[conv.id] = conv
+    return conv
+
+
+async def run_pipeline(ctx: RunContext, emit: Emit) -> None:
+    try:
+        if ctx.app.is_graph:
+            await run_graph(ctx, emit)
+        else:
+            await run_chat_app(ctx, emit)
+    finally:
+        _remember(ctx)
+        ctx.store.finish_task(ctx.task_id)
+
+
+def _remember(ctx: RunContext) -> None:
+    conv = ctx.conversation
+    if conv is None:
+        return
+    message = Message(
+        id=ctx.message_id,
+        conversation_id=conv.id,
+        inputs=ctx.inputs,
+        query=ctx.query,
+        answer=ctx.answer,
+        created_at=ctx.created_at,
+        agent_thoughts=list(ctx.outputs.get("agent_thoughts") or [])
+        if ctx.app.mode == "agent-chat"
+        else [],
+        status="error" if ctx.status in ("failed", "error") else "normal",
+        error=ctx.error if ctx.status in ("failed", "error") else None,
+    )
+    conv.messages.append(message)
+    conv.updated_at = now()

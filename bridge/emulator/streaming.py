@@ -1,0 +1,76 @@
+"""SSE bodies: run a pipeline in its own task and relay its events, with keepalive pings.
+
+The pipeline runs as a separate task so a silent stretch (a long Code node, WAIT15) can be
+filled with `event: ping` after `ping_interval` s (24a, 36a), and so a client that goes away
+cancels the run instead of crashing anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import msgspec
+
+from .run import Emit
+from .wire import PING_FRAME, sse_frame
+
+_END = object()
+
+
+async def relay(
+    pipeline: Callable[[Emit], Awaitable[None]],
+    *,
+    ping_interval: float,
+    initial_ping: bool,
+    on_done: Callable[[], None] | None = None,
+) -> AsyncIterator[bytes]:
+    queue: asyncio.Queue[object] = asyncio.Queue()
+
+    async def produce() -> None:
+        try:
+            await pipeline(queue.put_nowait)
+        finally:
+            queue.put_nowait(_END)
+
+    task = asyncio.create_task(produce())
+    try:
+        if initial_ping:
+            yield PING_FRAME
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), ping_interval)
+            except TimeoutError:
+                yield PING_FRAME
+                continue
+            if item is _END:
+                break
+            assert isinstance(item, msgspec.Struct)
+            yield sse_frame(item)
+        await task
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        if on_done is not None:
+            on_done()
+
+
+async def collect(pipeline: Callable[[Emit], Awaitable[None]]) -> list[msgspec.Struct]:
+    """Blocking mode: run to the end, keep the events for the response builder."""
+    events: list[msgspec.Struct] = []
+    await pipeline(events.append)
+    return events
+
+
+async def ping_then_close() -> AsyncIterator[bytes]:
+    """A streamed run whose start failed (07b): one ping, then the stream ends."""
+    yield PING_FRAME
+
+
+async def ping_then_hang(idle_timeout: float) -> AsyncIterator[bytes]:
+    """Unknown conversation in a streamed chatflow (13a): one ping, then silence until timeout."""
+    yield PING_FRAME
+    await asyncio.sleep(idle_timeout)
