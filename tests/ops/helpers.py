@@ -1,0 +1,205 @@
+"""Shared helpers for the ops tests: run scripts/startup.sh, fake venvs, leftover-process checks."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "startup.sh"
+FAKE_BIN = Path(__file__).resolve().parent / "fake_bin"
+MARKER_VAR = "DIFY_BRIDGE_OPS_TEST_MARKER"
+
+# Variables of the bridge and of startup.sh that must not leak from the developer's shell.
+_SCRUB = (
+    "DIFY_API_URL",
+    "DIFY_API_KEY",
+    "DIFY_PUBLIC_URL",
+    "BRIDGE_HOST",
+    "BRIDGE_PORT",
+    "BRIDGE_API_KEYS",
+    "BRIDGE_MODEL_NAME",
+    "BRIDGE_CONFIG",
+    "BRIDGE_PASSTHROUGH",
+    "BRIDGE_STORE",
+    "BRIDGE_VENV",
+    "BRIDGE_SKIP_INSTALL",
+    "BRIDGE_CLOUDFLARED",
+    "BRIDGE_CLOUDFLARED_URL",
+    "BRIDGE_CLOUDFLARED_VERSION",
+)
+
+
+def script_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A clean environment for startup.sh: no bridge settings from outside, a private cache,
+    an in-memory store, and a marker variable every process it starts inherits."""
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
+    env.update(
+        XDG_CACHE_HOME=str(tmp_path / "cache"),
+        TMPDIR=str(tmp_path),
+        BRIDGE_STORE="memory://",
+        BRIDGE_STOP_GRACE="5",
+        **{MARKER_VAR: uuid.uuid4().hex},
+    )
+    env.update(extra)
+    return env
+
+
+def run_script(
+    args: list[str], env: dict[str, str], cwd: Path, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+class Running:
+    """startup.sh running in the background (its own session), output collected by a thread."""
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
+        self.env = env
+        self.proc = subprocess.Popen(
+            ["bash", str(SCRIPT), *args],
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # the session id lets teardown find every descendant
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output:
+            if self.proc.poll() is not None:
+                self._reader.join(timeout=2)
+                if text in self.output:
+                    return
+                raise AssertionError(
+                    f"startup.sh exited ({self.proc.returncode}) before printing {text!r}:\n"
+                    + self.output
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {text!r} within {timeout}s:\n{self.output}")
+            time.sleep(0.1)
+
+    def wait(self, timeout: float) -> int:
+        rc = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=5)
+        return rc
+
+    def kill_everything(self) -> None:
+        """Last-resort teardown: SIGKILL whatever still carries our marker or session."""
+        for pid in marked_processes(self.env[MARKER_VAR]) | session_members(self.proc.pid):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+def _proc_pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+
+
+def marked_processes(marker: str) -> set[int]:
+    """PIDs of live processes whose environment carries `marker` (inherited from startup.sh,
+    so this also finds children that were re-parented after their parent died)."""
+    needle = f"{MARKER_VAR}={marker}".encode()
+    found = set()
+    for pid in _proc_pids():
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+            state = _stat_fields(pid)[0]
+        except OSError:
+            continue
+        if needle in environ.split(b"\0") and state != "Z":
+            found.add(pid)
+    return found
+
+
+def session_members(sid: int) -> set[int]:
+    members = set()
+    for pid in _proc_pids():
+        try:
+            fields = _stat_fields(pid)
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            members.add(pid)
+    return members
+
+
+def process_group(pid: int) -> int:
+    return int(_stat_fields(pid)[2])
+
+
+def _stat_fields(pid: int) -> list[str]:
+    # /proc/PID/stat: "pid (comm) state ppid pgrp session ..."; comm may contain spaces.
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def make_fake_venv(root: Path, bridge_mode: str = "serve") -> Path:
+    """A venv-shaped folder for startup.sh tests that must not depend on the real bridge:
+    bin/python is the test interpreter, bin/dify-bridge a tiny stand-in.
+
+    bridge_mode "serve": answers 200 on every GET (so /healthz) and spawns a child `sleep`
+    in its process group; "exit3": exits with status 3 at once."""
+    bin_dir = root / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python").symlink_to(sys.executable)
+    bridge = bin_dir / "dify-bridge"
+    bridge.write_text(
+        f"#!{sys.executable}\n"
+        + textwrap.dedent(
+            f"""
+            import http.server, subprocess, sys
+            if {bridge_mode!r} == "exit3":
+                print("fake bridge: failing on purpose", file=sys.stderr)
+                sys.exit(3)
+            args = sys.argv[1:]
+            port = int(args[args.index("--port") + 1])
+            subprocess.Popen(["sleep", "3600"])  # a grandchild that only a group kill reaches
+
+            class Handler(http.server.BaseHTTPRequestHandler):
+                def do_GET(self):
+                    self.send_response(200)
+                    self.end_headers()
+                    self.wfile.write(b'{{"status":"ok"}}')
+
+                def log_message(self, *args):
+                    pass
+
+            http.server.HTTPServer(("127.0.0.1", port), Handler).serve_forever()
+            """
+        )
+    )
+    bridge.chmod(0o755)
+    return root

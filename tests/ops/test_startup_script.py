@@ -1,0 +1,291 @@
+"""scripts/startup.sh: argument handling, failure messages, venv stamp, tunnel and shutdown.
+
+Everything runs on 127.0.0.1 without the internet: cloudflared is tests/ops/fake_bin/cloudflared,
+Docker is a stand-in (or absent), and downloads point at a closed local port.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import signal
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.support.servers import free_port
+
+from .helpers import (
+    FAKE_BIN,
+    MARKER_VAR,
+    REPO,
+    SCRIPT,
+    Running,
+    make_fake_venv,
+    marked_processes,
+    process_group,
+    run_script,
+    script_env,
+)
+
+pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+
+BASE_URL_RE = re.compile(r"BaseUrl\s*:\s*(https://[a-z0-9-]+\.trycloudflare\.com/v1)\s*$", re.M)
+
+
+def _path_with(*dirs: Path | str) -> str:
+    return os.pathsep.join([*map(str, dirs), os.environ["PATH"]])
+
+
+def _system_path_without(*commands: str) -> str:
+    """A PATH with the basic tools bash needs but none of `commands` (else the test is moot)."""
+    path = "/usr/bin:/bin"
+    for command in commands:
+        if shutil.which(command, path=path):
+            pytest.skip(f"{command} is installed in {path}; cannot hide it")
+    return path
+
+
+def _assert_no_leftovers(env: dict[str, str], timeout: float = 10) -> None:
+    """Every process startup.sh started inherited the marker variable, re-parented or not;
+    none may be alive (zombies excluded) once the script has exited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = marked_processes(env[MARKER_VAR])
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"processes left behind by startup.sh: {sorted(left)}")
+        time.sleep(0.2)
+
+
+def test_script_is_executable_and_has_help(tmp_path: Path) -> None:
+    assert os.access(SCRIPT, os.X_OK)
+    result = run_script(["--help"], script_env(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0
+    for option in ("--tunnel", "--with-dify", "--host", "--port", "BRIDGE_VENV"):
+        assert option in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--bogus"], "unknown option: --bogus"),
+        (["--port", "abc"], "--port must be a number"),
+        (["--port", "70000"], "--port must be 1-65535"),
+        (["--port"], "--port needs a value"),
+    ],
+)
+def test_bad_arguments_fail_clearly(tmp_path: Path, args: list[str], message: str) -> None:
+    result = run_script(args, script_env(tmp_path), cwd=tmp_path)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_with_dify_without_docker_engine(tmp_path: Path) -> None:
+    # A docker client whose engine does not answer, exactly like this machine (and a laptop
+    # with Docker Desktop stopped). A stand-in so the test never starts a real Dify.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    docker = bin_dir / "docker"
+    docker.write_text(
+        "#!/bin/sh\n"
+        'echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock.'
+        ' Is the docker daemon running?" >&2\n'
+        "exit 1\n"
+    )
+    docker.chmod(0o755)
+    env = script_env(tmp_path, PATH=_path_with(bin_dir))
+    result = run_script(["--with-dify"], env, cwd=tmp_path)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "--with-dify needs a running Docker engine" in lines[0]
+    assert "DIFY_API_URL" in lines[0]  # says what to do instead
+
+
+def test_with_dify_without_docker_installed(tmp_path: Path) -> None:
+    env = script_env(tmp_path, PATH=_system_path_without("docker"))
+    result = run_script(["--with-dify"], env, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "'docker' is not installed" in result.stderr
+
+
+def test_tunnel_without_cloudflared_and_no_network(tmp_path: Path) -> None:
+    closed = free_port()  # nothing listens there: the download fails like an offline machine
+    env = script_env(
+        tmp_path,
+        PATH=_system_path_without("cloudflared"),
+        BRIDGE_VENV=str(REPO / ".venv"),
+        BRIDGE_SKIP_INSTALL="1",
+        BRIDGE_CLOUDFLARED_URL=f"http://127.0.0.1:{closed}/cloudflared-linux-amd64",
+    )
+    result = run_script(["--tunnel", "--port", str(free_port())], env, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "cannot download cloudflared" in result.stderr
+    assert "no network?" in result.stderr
+    assert "BRIDGE_CLOUDFLARED" in result.stderr  # tells how to supply one by hand
+    assert not marked_processes(env[MARKER_VAR])
+
+
+def test_install_runs_only_when_pyproject_changes(tmp_path: Path) -> None:
+    # A venv whose python only logs how it was called: the script must pip-install on the
+    # first run, skip on the second (stamp matches), and reinstall once the stamp is stale.
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    log = tmp_path / "python-calls.log"
+    python = venv / "bin" / "python"
+    python.write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
+    python.chmod(0o755)
+    env = script_env(tmp_path, BRIDGE_VENV=str(venv))
+
+    def pip_installs() -> int:
+        calls = log.read_text().splitlines() if log.exists() else []
+        return sum("-m pip install" in call and str(REPO) in call for call in calls)
+
+    first = run_script(["--install-only"], env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert pip_installs() == 1
+    stamp = venv / ".dify-bridge-install.sha256"
+    assert stamp.exists()
+
+    (venv / "bin" / "dify-bridge").write_text("#!/bin/sh\n")  # what the install would create
+    (venv / "bin" / "dify-bridge").chmod(0o755)
+    second = run_script(["--install-only"], env, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert pip_installs() == 1
+
+    stamp.write_text("stale\n")
+    third = run_script(["--install-only"], env, cwd=tmp_path)
+    assert third.returncode == 0, third.stderr
+    assert pip_installs() == 2
+
+
+def test_bridge_that_fails_to_start(tmp_path: Path) -> None:
+    venv = make_fake_venv(tmp_path / "venv", bridge_mode="exit3")
+    env = script_env(tmp_path, BRIDGE_VENV=str(venv), BRIDGE_SKIP_INSTALL="1")
+    result = run_script(["--port", str(free_port())], env, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "the bridge exited during start-up (exit code 3)" in result.stderr
+
+
+def test_port_already_in_use(tmp_path: Path) -> None:
+    import socket
+
+    venv = make_fake_venv(tmp_path / "venv")
+    env = script_env(tmp_path, BRIDGE_VENV=str(venv), BRIDGE_SKIP_INSTALL="1")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_script(["--port", str(port)], env, cwd=tmp_path)
+    assert result.returncode != 0
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert not marked_processes(env[MARKER_VAR])
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [
+        ("silent", "no trycloudflare.com URL from cloudflared within 2s"),
+        ("exit", "cloudflared exited before printing a trycloudflare.com URL"),
+    ],
+)
+def test_tunnel_failure_stops_everything(tmp_path: Path, mode: str, message: str) -> None:
+    venv = make_fake_venv(tmp_path / "venv")
+    env = script_env(
+        tmp_path,
+        PATH=_path_with(FAKE_BIN),
+        BRIDGE_VENV=str(venv),
+        BRIDGE_SKIP_INSTALL="1",
+        BRIDGE_TUNNEL_TIMEOUT="2",
+        FAKE_CLOUDFLARED_MODE=mode,
+    )
+    running = Running(["--tunnel", "--port", str(free_port())], env, cwd=tmp_path)
+    try:
+        rc = running.wait(timeout=60)
+        assert rc != 0
+        assert message in running.output
+        _assert_no_leftovers(env)
+    finally:
+        running.kill_everything()
+
+
+def _bridge_ready() -> str | None:
+    bridge_bin = REPO / ".venv" / "bin" / "dify-bridge"
+    if not bridge_bin.exists():
+        return "the bridge is not installed in .venv (no .venv/bin/dify-bridge)"
+    for module in ("bridge.cli", "bridge.emulator"):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ImportError:
+            found = False
+        if not found:
+            return f"the bridge core is not importable yet (no {module})"
+    return None
+
+
+@pytest.mark.slow
+def test_tunnel_end_to_end_and_clean_shutdown(tmp_path: Path) -> None:
+    reason = _bridge_ready()
+    if reason:
+        pytest.skip(reason)
+    port = free_port()
+    record = tmp_path / "cloudflared-calls.txt"
+    env = script_env(
+        tmp_path,
+        PATH=_path_with(FAKE_BIN),
+        # The repo's own venv, pre-installed: the test must not run pip.
+        BRIDGE_VENV=str(REPO / ".venv"),
+        BRIDGE_SKIP_INSTALL="1",
+        FAKE_CLOUDFLARED_RECORD=str(record),
+    )
+    running = Running(["--tunnel", "--port", str(port)], env, cwd=tmp_path)
+    try:
+        running.wait_for("Press Ctrl-C to stop.", timeout=90)
+        out = running.output
+
+        # What to paste into FastGPT.
+        match = BASE_URL_RE.search(out)
+        assert match, out
+        assert match.group(1) == "https://some-words-here.trycloudflare.com/v1"
+        assert re.search(r"Key\s*:.*demo mode", out), out
+        assert re.search(r"Model\s*:\s*o1\b", out), out
+        assert "curl -sS https://some-words-here.trycloudflare.com/v1/chat/completions" in out
+
+        # cloudflared was pointed at the bridge, in a process group of its own.
+        pid, pgid, *args = record.read_text().split()
+        assert args == ["tunnel", "--no-autoupdate", "--url", f"http://127.0.0.1:{port}"]
+        assert pid == pgid
+
+        # The bridge it started really answers on its local port.
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            data=json.dumps(
+                {"model": "o1", "messages": [{"role": "user", "content": "hello"}]}
+            ).encode(),
+            headers={"Content-Type": "application/json", "Authorization": "Bearer any-text"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body = json.load(response)
+        assert body["choices"][0]["message"]["content"] == "喵"
+
+        started = marked_processes(env[MARKER_VAR])
+        script_pid = running.proc.pid
+        children = started - {script_pid}
+        assert int(pid) in children
+        assert len({process_group(p) for p in children if Path(f"/proc/{p}").exists()}) >= 2
+
+        running.proc.send_signal(signal.SIGTERM)
+        rc = running.wait(timeout=30)
+        assert rc == 143, running.output
+        assert "TERM received, stopping" in running.output
+        # The script waits for what it stopped, so nothing may be left once it has exited.
+        _assert_no_leftovers(env, timeout=1)
+    finally:
+        running.kill_everything()
