@@ -45,7 +45,7 @@ def dify_error_handler(_: Request, exc: errors.DifyError) -> Response:
 
 
 def _sse(body) -> Stream:
-    return Stream(body, media_type="text/event-stream; charset=utf-8")
+    return Stream(body, media_type="text/event-stream")  # Litestar adds "; charset=utf-8"
 
 
 def _base_url(request: Request) -> str:
