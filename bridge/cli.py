@@ -1,0 +1,111 @@
+"""`dify-bridge serve | emulator | models` — a small click CLI."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from bridge.settings import ConfigError, load_settings
+
+
+def _load(config: str | None, **overrides: object):
+    try:
+        return load_settings(config, **overrides)
+    except ConfigError as exc:
+        click.echo(f"dify-bridge: {exc}", err=True)
+        sys.exit(2)
+
+
+@click.group()
+@click.version_option(package_name="dify-openai-bridge")
+def main() -> None:
+    """Serve Dify apps as OpenAI chat models."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port to listen on (default 8000).")
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    envvar="BRIDGE_CONFIG",
+    help="YAML configuration file.",
+)
+@click.option("--workers", type=int, default=1, show_default=True)
+@click.option("--reload", is_flag=True, help="Restart on code changes (development).")
+def serve(
+    host: str | None, port: int | None, config: str | None, workers: int, reload: bool
+) -> None:
+    """Run the bridge."""
+    import uvicorn
+
+    settings = _load(config, host=host, port=port)
+    if config:
+        # Workers and reload import the app factory afresh; they read the file from the env.
+        import os
+
+        os.environ["BRIDGE_CONFIG"] = str(Path(config).resolve())
+    if host:
+        import os
+
+        os.environ["BRIDGE_HOST"] = host
+    uvicorn.run(
+        "bridge.cli:app_factory",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers if not reload else None,
+        reload=reload,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )
+
+
+def app_factory():
+    from bridge.app import create_app
+
+    return create_app(_load(None))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=5001, show_default=True)
+@click.option(
+    "--dsl-dir",
+    type=click.Path(file_okay=False, exists=True),
+    default=None,
+    help="Folder of Dify DSL files (default: the repository's dify-dsl/).",
+)
+def emulator(host: str, port: int, dsl_dir: str | None) -> None:
+    """Run the Dify Service API emulator on its own (API under /v1)."""
+    import uvicorn
+
+    from bridge.demo import REPO_DSL_DIR
+    from bridge.emulator import EmulatorConfig, create_emulator_app, emulator_apps
+
+    app = create_emulator_app(EmulatorConfig(dsl_dir=Path(dsl_dir) if dsl_dir else REPO_DSL_DIR))
+    for name, key in sorted(emulator_apps(app).items()):
+        click.echo(f"app {name}: key {key}")
+    click.echo(f"Dify API: http://{host}:{port}/v1")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@main.command()
+@click.option(
+    "--config", "config", type=click.Path(dir_okay=False), default=None, envvar="BRIDGE_CONFIG"
+)
+def models(config: str | None) -> None:
+    """List the model ids clients will see."""
+    from bridge.routing import ModelRegistry
+
+    settings = _load(config)
+    registry = ModelRegistry(settings, settings.dify_api_url or "http://emulator/v1")
+    for model_id in registry.listed_ids():
+        click.echo(model_id)
+    if settings.demo_mode:
+        click.echo("(demo mode: plus the sample apps of the built-in emulator)", err=True)

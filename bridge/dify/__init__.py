@@ -1,0 +1,1 @@
+"""Dify Service API: wire types and the async client (transport only, no OpenAI)."""

@@ -1,0 +1,174 @@
+"""Async client for the Dify Service API: HTTP and SSE only, no OpenAI knowledge."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import msgspec
+from httpx_sse import EventSource, SSEError
+
+from bridge.dify.events import StreamItem, decode_event
+
+
+class DifyTarget(msgspec.Struct, frozen=True):
+    """One Dify app: where it lives and its key. The key never appears in repr or logs."""
+
+    base_url: str
+    api_key: str
+
+    def __repr__(self) -> str:
+        return f"DifyTarget(base_url={self.base_url!r}, api_key=<redacted>)"
+
+    __str__ = __repr__
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+    def url(self, path: str) -> str:
+        return self.base_url.rstrip("/") + "/" + path.lstrip("/")
+
+
+class DifyAPIError(Exception):
+    """Dify answered with an error body `{"code", "message", "status"}` (or something else)."""
+
+    def __init__(self, status: int, code: str | None, message: str) -> None:
+        super().__init__(f"Dify {status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class DifyUnreachable(Exception):
+    """No connection to Dify (refused, DNS, reset before a response)."""
+
+
+class DifyTimeout(Exception):
+    """Dify accepted the connection but stayed silent longer than the read timeout."""
+
+
+class AppInfo(msgspec.Struct, kw_only=True):
+    name: str = ""
+    description: str | None = None
+    mode: str | None = None
+
+
+class _ErrorBody(msgspec.Struct, kw_only=True):
+    code: str | None = None
+    message: str | None = None
+    status: int | None = None
+
+
+def _error_from_response(response: httpx.Response, body: bytes) -> DifyAPIError:
+    try:
+        parsed = msgspec.json.decode(body, type=_ErrorBody)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return DifyAPIError(
+            response.status_code, None, f"Dify answered HTTP {response.status_code}"
+        )
+    message = parsed.message or f"Dify answered HTTP {response.status_code}"
+    return DifyAPIError(response.status_code, parsed.code, message)
+
+
+@contextlib.contextmanager
+def _translate_transport_errors() -> Any:
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        if isinstance(exc, httpx.ConnectTimeout):
+            raise DifyUnreachable("timed out connecting to Dify") from exc
+        raise DifyTimeout("Dify did not answer in time") from exc
+    except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+        raise DifyUnreachable(type(exc).__name__) from exc
+
+
+class DifyClient:
+    """Calls one or many Dify apps over a shared `httpx.AsyncClient`."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, target: DifyTarget, path: str, payload: dict[str, Any]
+    ) -> AsyncIterator[AsyncIterator[StreamItem]]:
+        """POST `payload` in streaming mode; yield the typed events once Dify answered 200.
+
+        A non-2xx answer raises `DifyAPIError` before anything is yielded, so the caller can
+        still answer its own client with the right HTTP status.
+        """
+        request = self._http.build_request(
+            "POST", target.url(path), json=payload, headers=target.headers
+        )
+        with _translate_transport_errors():
+            response = await self._http.send(request, stream=True)
+        try:
+            if response.status_code >= 300:
+                with _translate_transport_errors():
+                    body = await response.aread()
+                raise _error_from_response(response, body)
+            yield self._events(response)
+        finally:
+            await response.aclose()
+
+    async def _events(self, response: httpx.Response) -> AsyncIterator[StreamItem]:
+        source = EventSource(response)
+        with _translate_transport_errors():
+            try:
+                async for sse in source.aiter_sse():
+                    yield decode_event(sse.event, sse.data)
+            except SSEError as exc:
+                raise DifyUnreachable(f"not an event stream: {exc}") from exc
+
+    async def request_json(
+        self,
+        target: DifyTarget,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: dict[str, Any] | None = None,
+        files: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> Any:
+        with _translate_transport_errors():
+            response = await self._http.request(
+                method,
+                target.url(path),
+                params=params,
+                json=json,
+                files=files,
+                data=data,
+                headers=target.headers,
+            )
+        if response.status_code >= 300:
+            raise _error_from_response(response, response.content)
+        try:
+            return msgspec.json.decode(response.content)
+        except msgspec.DecodeError as exc:
+            raise DifyAPIError(
+                response.status_code, None, "Dify answered with invalid JSON"
+            ) from exc
+
+    async def info(self, target: DifyTarget) -> AppInfo:
+        return msgspec.convert(await self.request_json(target, "GET", "info"), AppInfo)
+
+    async def parameters(self, target: DifyTarget) -> dict[str, Any]:
+        return await self.request_json(target, "GET", "parameters")
+
+    async def stop(self, target: DifyTarget, stop_path: str, user: str) -> None:
+        await self.request_json(target, "POST", stop_path, json={"user": user})
+
+    async def upload(
+        self, target: DifyTarget, filename: str, content: bytes, mime_type: str, user: str
+    ) -> dict[str, Any]:
+        return await self.request_json(
+            target,
+            "POST",
+            "files/upload",
+            files={"file": (filename, content, mime_type)},
+            data={"user": user},
+        )

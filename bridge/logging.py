@@ -1,0 +1,51 @@
+"""structlog set-up: JSON lines when not on a TTY, readable colour output on one; no secrets."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Any
+
+import structlog
+
+# Anything shaped like a Dify app key or a bearer credential is masked in every log field.
+_SECRET = re.compile(r"(app-[A-Za-z0-9]{4})[A-Za-z0-9_-]+|(Bearer\s+)\S+")
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SECRET.sub(lambda m: (m.group(1) or m.group(2)) + "…", value)
+    if isinstance(value, dict):
+        return {k: _mask(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_mask(v) for v in value)
+    return value
+
+
+def redact_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    return {key: _mask(value) for key, value in event_dict.items()}
+
+
+def configure_logging(level: str = "info", fmt: str = "auto") -> None:
+    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    # httpx logs every request line at INFO in its own format; the access log covers it.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact_secrets,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )

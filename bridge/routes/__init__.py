@@ -1,0 +1,1 @@
+"""Thin Litestar controllers: bind HTTP to the serving layer."""

@@ -1,0 +1,132 @@
+"""Who is calling and which Dify app serves the model they asked for.
+
+Two ways in, both first-class (DESIGN.md): *managed* — the client holds a bridge key
+(`BRIDGE_API_KEYS`) and the model name picks an app whose Dify key stays on the server; and
+*passthrough* — the client's own `Bearer app-…` (or bare `app-…`) is the Dify app key.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+import msgspec
+
+from bridge.dify.client import DifyTarget
+from bridge.errors import BridgeError, model_not_found, unauthorized
+from bridge.settings import ModelConfig, Settings
+
+EMULATOR_PATH = "/_emulator/v1"
+
+
+class ModelRoute(msgspec.Struct, frozen=True, kw_only=True):
+    """The resolved target of one request."""
+
+    model: str  # the id the client asked for, echoed back in responses
+    config: ModelConfig
+    target: DifyTarget
+    managed: bool
+
+    def __repr__(self) -> str:
+        return f"ModelRoute(model={self.model!r}, managed={self.managed}, target={self.target!r})"
+
+
+def credential_from_header(authorization: str | None) -> str | None:
+    """`Bearer <key>`, or a bare key (seen in the wild). Empty → None."""
+    if not authorization:
+        return None
+    value = authorization.strip()
+    scheme, _, rest = value.partition(" ")
+    if rest and scheme.lower() == "bearer":
+        value = rest.strip()
+    return value or None
+
+
+def _matches_any(credential: str, keys: list[str]) -> bool:
+    # Constant time per key, and every key is compared, so timing says nothing about which.
+    found = False
+    for key in keys:
+        found |= hmac.compare_digest(credential.encode(), key.encode())
+    return found
+
+
+class ModelRegistry:
+    """Managed models from the settings, plus the passthrough rules."""
+
+    def __init__(self, settings: Settings, dify_base_url: str) -> None:
+        self.settings = settings
+        self.base_url = dify_base_url
+        models = list(settings.models)
+        if settings.dify_api_key and not any(m.id == settings.model_name for m in models):
+            models.insert(0, ModelConfig(id=settings.model_name, app_key=settings.dify_api_key))
+        self.models: dict[str, ModelConfig] = {m.id: m for m in models}
+
+    @property
+    def managed_ids(self) -> list[str]:
+        return [m.id for m in self.models.values() if m.app_key]
+
+    def listed_ids(self) -> list[str]:
+        """What `/v1/models` shows: managed models, else the single passthrough name."""
+        ids = self.managed_ids
+        if not ids and self.settings.passthrough:
+            ids = [self.settings.model_name]
+        return ids + [alias for alias in self.settings.aliases if alias not in ids]
+
+    def _canonical(self, model: str) -> str:
+        return self.settings.aliases.get(model, model)
+
+    def authenticate(self, credential: str | None) -> bool:
+        """True: a managed client. False: passthrough. Raises 401 otherwise."""
+        keys = self.settings.api_keys
+        if credential and keys and _matches_any(credential, keys):
+            return True
+        if credential and self.settings.passthrough and credential.startswith("app-"):
+            return False
+        if not keys and self.managed_ids:
+            # No bridge keys configured: managed models are open (demo / private network).
+            return True
+        if credential is None:
+            raise unauthorized(
+                "Missing API key: send `Authorization: Bearer <key>` (a bridge key, or your "
+                "Dify app key `app-…` in passthrough mode)."
+            )
+        raise unauthorized("Incorrect API key provided.")
+
+    def resolve(self, model: str, credential: str | None) -> ModelRoute:
+        managed = self.authenticate(credential)
+        name = self._canonical(model)
+        config = self.models.get(name)
+        if managed:
+            if config is None or not config.app_key:
+                default = self.settings.default_model
+                if default and default in self.models:
+                    config = self.models[default]
+                else:
+                    raise model_not_found(model)
+            assert config.app_key is not None
+            return ModelRoute(
+                model=model,
+                config=config,
+                target=DifyTarget(config.dify_url or self.base_url, config.app_key),
+                managed=True,
+            )
+        assert credential is not None
+        # Passthrough: any model id works (FastGPT sends whatever the admin typed); a configured
+        # model of that name lends its options, never its key.
+        options = config or ModelConfig(id=name)
+        options = msgspec.structs.replace(options, app_key=None)
+        return ModelRoute(
+            model=model,
+            config=options,
+            target=DifyTarget(options.dify_url or self.base_url, credential),
+            managed=False,
+        )
+
+    def known(self, model: str) -> bool:
+        name = self._canonical(model)
+        return name in self.listed_ids() or name in self.models
+
+
+def not_configured() -> BridgeError:
+    return BridgeError(
+        500, "No Dify API URL is configured.", code="bridge_not_configured", retryable=False
+    )

@@ -1,0 +1,363 @@
+"""Serving logic: one OpenAI chat request → one (or, on recovery, two) Dify streaming runs.
+
+Routes stay thin: they decode, call `ChatService`, and frame what it yields. The service owns
+mode discovery, the first-event deadline, keepalive ticks, and stopping Dify when the
+client goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+import structlog
+
+from bridge.dify import events as ev
+from bridge.dify.client import DifyAPIError, DifyClient, DifyTarget, DifyTimeout, DifyUnreachable
+from bridge.errors import BridgeError
+from bridge.openai.types import ChatCompletionRequest
+from bridge.routing import ModelRoute
+from bridge.settings import Settings
+from bridge.translate.errors import from_dify_error
+from bridge.translate.request import DifyCall, build_call, dify_user, validate_request
+from bridge.translate.stream import Failed, OutputItem, StreamTranslator
+from bridge.translate.turns import TurnInput, plan_query
+
+log = structlog.get_logger("bridge.serving")
+
+# Chatflow/workflow streams send `workflow_started` at once when healthy; these modes can also
+# hang silently after one ping (unknown conversation, rec. 13a), so they get a deadline.
+FLOW_MODES = frozenset({"advanced-chat", "workflow"})
+WRONG_MODE_FALLBACK = {
+    "not_chat_app": "workflow",  # chat-messages on a workflow (or completion) app, rec. 08a
+    "not_workflow_app": "advanced-chat",  # workflows/run on a chat-type app, rec. 08b
+    "app_unavailable": "chat",  # completion-messages on a chat app, rec. 08c / 32e
+}
+DEFAULT_REASONING_MODES = frozenset({"advanced-chat", "workflow", "agent-chat", "agent"})
+
+
+class Keepalive(msgspec.Struct):
+    """Nothing to say yet: the route sends an SSE comment so proxies keep the stream open."""
+
+
+KEEPALIVE = Keepalive()
+_END = object()
+
+
+class AppModeCache:
+    """App mode per Dify key, learned from `GET /info` (cached) or from wrong-mode errors."""
+
+    def __init__(self, dify: DifyClient, ttl: float) -> None:
+        self._dify = dify
+        self._ttl = ttl
+        self._modes: dict[str, tuple[str, float]] = {}
+
+    @staticmethod
+    def _key(target: DifyTarget) -> str:
+        return hashlib.sha256(f"{target.base_url}\0{target.api_key}".encode()).hexdigest()
+
+    async def mode(self, target: DifyTarget, configured: str) -> str:
+        if configured != "auto":
+            return configured
+        key = self._key(target)
+        cached = self._modes.get(key)
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
+        try:
+            info = await self._dify.info(target)
+        except DifyAPIError as exc:
+            if exc.status in (401, 403):
+                raise
+            info = None  # an old Dify without /info: learn from wrong-mode errors instead
+        mode = info.mode if info and info.mode else "advanced-chat"
+        self.remember(target, mode)
+        return mode
+
+    def remember(self, target: DifyTarget, mode: str) -> None:
+        self._modes[self._key(target)] = (mode, time.monotonic() + self._ttl)
+
+
+class PreparedTurn(msgspec.Struct, kw_only=True):
+    route: ModelRoute
+    request: ChatCompletionRequest
+    mode: str
+    call: DifyCall
+    user: str
+    inputs: dict[str, Any]
+    turn: TurnInput
+    reasoning: bool
+
+
+class DifyRun:
+    """One open Dify stream, consumed as output items with keepalive ticks in between."""
+
+    def __init__(
+        self,
+        service: ChatService,
+        turn: PreparedTurn,
+        events: AsyncIterator[ev.StreamItem],
+        exit_stack: contextlib.AsyncExitStack,
+    ) -> None:
+        self.service = service
+        self.turn = turn
+        self.translator = StreamTranslator(
+            turn.mode, output_variable=turn.route.config.output, reasoning=turn.reasoning
+        )
+        self._events = events
+        self._exit_stack = exit_stack
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=256)
+        self._started = asyncio.Event()
+        self.first_conversation_id: str | None = None
+        self._pump_task = asyncio.create_task(self._pump())
+        self._closed = False
+
+    async def _pump(self) -> None:
+        try:
+            async for event in self._events:
+                if not isinstance(event, ev.Ping) and not self._started.is_set():
+                    self.first_conversation_id = getattr(event, "conversation_id", None)
+                    self._started.set()
+                await self._queue.put(event)
+            await self._queue.put(_END)
+        except (DifyTimeout, DifyUnreachable, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            await self._queue.put(exc)
+        finally:
+            self._started.set()
+
+    async def wait_started(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._started.wait(), seconds)
+
+    @property
+    def conversation_id(self) -> str | None:
+        return (
+            self.translator.conversation_id
+            or self.first_conversation_id
+            or self.turn.call.conversation_id
+        )
+
+    async def items(self, keepalive: float | None) -> AsyncIterator[OutputItem | Keepalive]:
+        settings = self.service.settings
+        deadline = None
+        if self.turn.mode in FLOW_MODES:
+            deadline = time.monotonic() + settings.first_event_timeout
+        while not self.translator.done:
+            timeout = keepalive
+            if deadline is not None and not self.translator.started:
+                remaining = max(deadline - time.monotonic(), 0.0)
+                timeout = remaining if timeout is None else min(timeout, remaining)
+            try:
+                item = await asyncio.wait_for(self._queue.get(), timeout)
+            except TimeoutError:
+                if (
+                    deadline is not None
+                    and not self.translator.started
+                    and (time.monotonic() >= deadline)
+                ):
+                    yield Failed(self._first_event_timeout())
+                    return
+                yield KEEPALIVE
+                continue
+            if item is _END:
+                for out in self.translator.finish():
+                    yield out
+                return
+            if isinstance(item, Exception):
+                yield Failed(_transport_failure(item))
+                return
+            if isinstance(item, ev.UnknownEvent):
+                log.debug("dify_unknown_event", dify_event=item.event)
+            if isinstance(item, ev.Ping) and keepalive is not None:
+                yield KEEPALIVE
+            for out in self.translator.feed(item):
+                yield out
+
+    def _first_event_timeout(self) -> BridgeError:
+        return BridgeError(
+            504,
+            f"Dify accepted the request but did not start the run within "
+            f"{self.service.settings.first_event_timeout:g}s"
+            + (" (the conversation may not exist)" if self.turn.call.conversation_id else "")
+            + ".",
+            code="dify_first_event_timeout",
+            type="server_error",
+            retryable=False,
+        )
+
+    async def aclose(self) -> None:
+        """Release the upstream; if the run is still going, tell Dify to stop it."""
+        if self._closed:
+            return
+        self._closed = True
+        self._pump_task.cancel()
+        task_id = self.translator.task_id
+        if not self.translator.done and task_id:
+            await self.service.stop_task(self.turn, task_id)
+        with contextlib.suppress(Exception):
+            await self._exit_stack.aclose()
+
+
+def _transport_failure(exc: Exception) -> BridgeError:
+    if isinstance(exc, DifyTimeout):
+        return BridgeError(
+            504,
+            "Dify stopped sending data (read timeout).",
+            code="dify_timeout",
+            type="server_error",
+        )
+    if isinstance(exc, DifyUnreachable):
+        return BridgeError(
+            502, "The connection to Dify was lost.", code="dify_unreachable", type="server_error"
+        )
+    return BridgeError(
+        502,
+        "Dify sent an event the bridge could not read.",
+        code="dify_bad_event",
+        type="server_error",
+        retryable=False,
+    )
+
+
+class ChatService:
+    def __init__(self, settings: Settings, dify: DifyClient) -> None:
+        self.settings = settings
+        self.dify = dify
+        self.modes = AppModeCache(dify, settings.info_cache_ttl)
+        self._background: set[asyncio.Task[None]] = set()
+
+    def reasoning_enabled(self, route: ModelRoute, mode: str) -> bool:
+        configured = route.config.reasoning
+        if configured is None:
+            return mode in DEFAULT_REASONING_MODES
+        return configured != "off"
+
+    def reasoning_format(self, route: ModelRoute) -> str:
+        return "think" if route.config.reasoning == "think" else "reasoning_content"
+
+    async def prepare(
+        self,
+        request: ChatCompletionRequest,
+        route: ModelRoute,
+        credential: str | None,
+        *,
+        pinned_conversation: str | None = None,
+    ) -> PreparedTurn:
+        validate_request(request)
+        mode = await self._mode(route)
+        user = dify_user(request.user, credential)
+        turn = plan_query(request, route.config, mode, pinned_conversation=pinned_conversation)
+        inputs = {**route.config.inputs, **_metadata_inputs(request), **(request.inputs or {})}
+        call = build_call(
+            mode=mode,
+            query=turn.query,
+            user=user,
+            inputs=inputs,
+            query_input=route.config.query_input,
+            conversation_id=turn.conversation_id,
+        )
+        return PreparedTurn(
+            route=route,
+            request=request,
+            mode=mode,
+            call=call,
+            user=user,
+            inputs=inputs,
+            turn=turn,
+            reasoning=self.reasoning_enabled(route, mode),
+        )
+
+    async def _mode(self, route: ModelRoute) -> str:
+        try:
+            return await self.modes.mode(route.target, route.config.mode)
+        except DifyAPIError as exc:
+            raise from_dify_error(exc, managed=route.managed) from None
+        except DifyUnreachable as exc:
+            raise _unreachable(exc) from None
+        except DifyTimeout:
+            raise _upstream_timeout() from None
+
+    async def start(self, turn: PreparedTurn) -> DifyRun:
+        """Open the Dify stream. HTTP errors from Dify surface here, before any byte is sent
+        to the client, so they keep their status code."""
+        for _attempt in range(3):
+            stack = contextlib.AsyncExitStack()
+            try:
+                events = await stack.enter_async_context(
+                    self.dify.stream(turn.route.target, turn.call.path, turn.call.payload)
+                )
+            except DifyAPIError as exc:
+                await stack.aclose()
+                fallback = WRONG_MODE_FALLBACK.get(exc.code or "")
+                if fallback and turn.route.config.mode == "auto" and fallback != turn.mode:
+                    log.info("dify_mode_corrected", model=turn.route.model, mode=fallback)
+                    self.modes.remember(turn.route.target, fallback)
+                    turn = _with_mode(turn, fallback)
+                    continue
+                raise from_dify_error(exc, managed=turn.route.managed) from None
+            except DifyUnreachable as exc:
+                await stack.aclose()
+                raise _unreachable(exc) from None
+            except DifyTimeout:
+                await stack.aclose()
+                raise _upstream_timeout() from None
+            return DifyRun(self, turn, events, stack)
+        raise BridgeError(
+            400,
+            "Could not find the Dify endpoint for this app's mode.",
+            code="dify_mode_unknown",
+            retryable=False,
+        )
+
+    async def stop_task(self, turn: PreparedTurn, task_id: str) -> None:
+        stop_path = turn.call.stop_path.format(task_id=task_id)
+        try:
+            await self.dify.stop(turn.route.target, stop_path, turn.user)
+            log.info("dify_task_stopped", task_id=task_id, model=turn.route.model)
+        except Exception as exc:  # best effort: the client is gone either way
+            log.warning("dify_stop_failed", task_id=task_id, error=type(exc).__name__)
+
+    def spawn(self, coro: Any) -> None:
+        """Run cleanup that must outlive a cancelled request (e.g. stopping Dify)."""
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def _with_mode(turn: PreparedTurn, mode: str) -> PreparedTurn:
+    call = build_call(
+        mode=mode,
+        query=turn.turn.query,
+        user=turn.user,
+        inputs=turn.inputs,
+        query_input=turn.route.config.query_input,
+        conversation_id=turn.turn.conversation_id,
+    )
+    return msgspec.structs.replace(turn, mode=mode, call=call)
+
+
+def _metadata_inputs(request: ChatCompletionRequest) -> dict[str, str]:
+    """OpenAI `metadata` entries named `input.<variable>` become Dify inputs."""
+    return {
+        key.removeprefix("input."): value
+        for key, value in (request.metadata or {}).items()
+        if key.startswith("input.") and len(key) > len("input.")
+    }
+
+
+def _unreachable(exc: Exception) -> BridgeError:
+    return BridgeError(502, "Could not reach Dify.", code="dify_unreachable", type="server_error")
+
+
+def _upstream_timeout() -> BridgeError:
+    return BridgeError(
+        504, "Dify did not answer in time.", code="dify_timeout", type="server_error"
+    )

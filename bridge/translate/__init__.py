@@ -1,0 +1,1 @@
+"""Pure translation between OpenAI requests/streams and Dify calls/events (no HTTP)."""

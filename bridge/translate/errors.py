@@ -1,0 +1,62 @@
+"""Dify HTTP errors → OpenAI-shaped errors with a status the SDKs classify correctly.
+
+Dify's own `message` is kept (it never contains the key); the `code` says which Dify error it
+was. Everything Dify refuses deterministically stays 4xx with `x-should-retry: false`.
+"""
+
+from __future__ import annotations
+
+from bridge.dify.client import DifyAPIError
+from bridge.errors import BridgeError
+
+_WRONG_MODE = {"not_chat_app", "not_workflow_app", "not_completion_app", "app_unavailable"}
+
+
+def from_dify_error(exc: DifyAPIError, *, managed: bool) -> BridgeError:
+    code = exc.code or f"dify_http_{exc.status}"
+    message = exc.message
+    if exc.status == 401:
+        if managed:
+            message = (
+                "Dify rejected the app key configured for this model "
+                f"({exc.message}); check the bridge configuration."
+            )
+        else:
+            message = f"Dify rejected the app key ({exc.message})."
+        return BridgeError(401, message, code="invalid_api_key", retryable=False)
+    if exc.status == 403:
+        return BridgeError(403, message, type="permission_error", code=code, retryable=False)
+    if exc.status == 404:
+        if message.startswith("Conversation Not Exists"):
+            return BridgeError(
+                404,
+                "Conversation Not Exists.",
+                code="conversation_not_found",
+                param="conversation_id",
+                retryable=False,
+            )
+        return BridgeError(404, message, code=code, retryable=False)
+    if exc.status == 413:
+        return BridgeError(413, message, code=code, retryable=False)
+    if exc.status == 429:
+        if code == "too_many_requests":  # the app's concurrency limit: worth a retry
+            return BridgeError(
+                429,
+                message,
+                type="rate_limit_error",
+                code="rate_limit_exceeded",
+                retryable=True,
+                headers={"retry-after": "2"},
+            )
+        return BridgeError(429, message, type="insufficient_quota", code=code, retryable=False)
+    if code in _WRONG_MODE:
+        return BridgeError(
+            400,
+            f"{message} (Dify code {code}: the app's mode does not match the configured "
+            "`mode`; use `mode: auto` or the app's real mode)",
+            code=code,
+            retryable=False,
+        )
+    if 400 <= exc.status < 500:
+        return BridgeError(400, message, code=code, retryable=False)
+    return BridgeError(502, f"Dify failed: {message}", type="server_error", code=code)
