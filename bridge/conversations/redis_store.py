@@ -34,6 +34,8 @@ from bridge.conversations.store import StoredTurn, StoreUnavailable
 
 NAMESPACE = "dify-bridge"
 DEFAULT_TIMEOUT = 0.5
+MAX_CONNECTIONS = 64
+POOL_WAIT = 2.0
 
 # Deletes the head and the chat keys of a conversation; a key rebound to another
 # conversation since (its value changed) is left alone.
@@ -63,15 +65,21 @@ class RedisStore:
     def from_url(
         cls, url: str, *, ttl: float, timeout: float = DEFAULT_TIMEOUT, namespace: str = NAMESPACE
     ) -> RedisStore:
-        """A store on ``redis://host:port/db`` (or ``rediss://``); connects lazily."""
-        client = redis.Redis.from_url(
+        """A store on ``redis://host:port/db`` (or ``rediss://``); connects lazily.
+
+        At most ``MAX_CONNECTIONS`` connections; a burst beyond that waits for a free one
+        (up to ``POOL_WAIT`` seconds) instead of failing at once.
+        """
+        pool = redis.BlockingConnectionPool.from_url(
             url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=POOL_WAIT,
             decode_responses=True,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), retries=1),
         )
-        return cls(client, ttl=ttl, namespace=namespace)
+        return cls(redis.Redis.from_pool(pool), ttl=ttl, namespace=namespace)
 
     async def get(self, fingerprint: str) -> StoredTurn | None:
         with self._unavailable_on_error():
