@@ -27,7 +27,7 @@ def render_pre_prompt(ctx: RunContext) -> str:
 
 
 def model_input(ctx: RunContext) -> str:
-    """What the fake model echoes: the query, or the completion app's rendered prompt + newline (32a)."""
+    """What the fake model echoes: the query, or a completion app's prompt + newline (32a)."""
     if ctx.app.mode == "completion":
         return render_pre_prompt(ctx) + "\n"
     return ctx.query
@@ -74,7 +74,11 @@ async def run_chat_app(ctx: RunContext, emit: Emit) -> None:
             first = False
             chunks.append(chunk)
             if agent:
-                emit(AgentMessageEvent(event="agent_message", **common, id=ctx.message_id, answer=chunk))
+                emit(
+                    AgentMessageEvent(
+                        event="agent_message", **common, id=ctx.message_id, answer=chunk
+                    )
+                )
             else:
                 emit(
                     MessageEvent(

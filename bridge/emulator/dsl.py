@@ -58,7 +58,7 @@ class AppSpec:
 
     @property
     def user_input_form(self) -> list[dict[str, Any]]:
-        """`/parameters.user_input_form`: Start-node variables, or the chat app's own form (14b, 30e)."""
+        """`user_input_form`: Start-node variables, or the chat app's own form (14b, 30e)."""
         if not self.is_graph:
             return list(self.model_config.get("user_input_form") or [])
         form = []

@@ -60,7 +60,7 @@ def _pydantic_repr(payload: dict[str, Any]) -> str:
 
 
 def validation_error(model: str, problems: list[tuple[str, str, str, Any, str]]) -> DifyError:
-    """pydantic's ValidationError text, which Dify passes through as `invalid_param` (12b, 12e, 13b).
+    """pydantic's ValidationError text, passed through as `invalid_param` (12b, 12e, 13b).
 
     Each problem: (field, message, error type, input value, docs slug).
     """

@@ -42,7 +42,7 @@ from .wire import (
 )
 
 _VAR = re.compile(r"\{\{#([\w\-]{1,80}(?:\.[\w\-]{1,80}){1,10})#\}\}")
-_jinja = jinja2.sandbox.SandboxedEnvironment(autoescape=False)  # noqa: S701 - text, not HTML
+_jinja = jinja2.sandbox.SandboxedEnvironment(autoescape=False)
 
 
 class NodeFailed(Exception):
@@ -132,11 +132,16 @@ class ResponseCoordinator:
                 self.out(seg.text, [node_id, "answer"])
             elif seg.selector == self.streaming and (force or self.pool.has(seg.selector)):
                 self.streaming = None  # already streamed chunk by chunk (33a)
-            elif force or self.pool.has(seg.selector or []) or (seg.selector or [""])[0] in {
-                "sys",
-                "conversation",
-                "env",
-            }:
+            elif (
+                force
+                or self.pool.has(seg.selector or [])
+                or (seg.selector or [""])[0]
+                in {
+                    "sys",
+                    "conversation",
+                    "env",
+                }
+            ):
                 self.out(render_value(self.pool.get(seg.selector or [])), seg.selector)
             else:
                 return
@@ -580,9 +585,13 @@ class GraphRun:
             results = [self._condition(c) for c in case.get("conditions") or []]
             ok = all(results) if case.get("logical_operator", "and") == "and" else any(results)
             if ok:
-                return {}, {"result": True, "selected_case_id": case["case_id"]}, {}, case[
-                    "case_id"
-                ], None
+                return (
+                    {},
+                    {"result": True, "selected_case_id": case["case_id"]},
+                    {},
+                    case["case_id"],
+                    None,
+                )
         return {}, {"result": False, "selected_case_id": "false"}, {}, "false", None
 
     def _condition(self, cond: dict[str, Any]) -> bool:
@@ -667,7 +676,7 @@ class GraphRun:
             prompts.append({"role": "user", "text": text, "files": []})
         last_user = next((p["text"] for p in reversed(prompts) if p["role"] == "user"), "")
         if data.get("memory") and self.chatflow:
-            last_user = self.ctx.query if not last_user else last_user
+            last_user = last_user or self.ctx.query
         selector = [node.id, "text"]
         t0 = time.monotonic()
         chunks: list[str] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import mimetypes
 import time
 from typing import Any
@@ -284,7 +285,9 @@ async def messages(request: Request) -> Response:
         raise errors.validation_error(
             "MessageListQuery", [("conversation_id", "Field required", "missing", query, "missing")]
         )
-    conv = emulator.store.find_conversation(app.key, query.get("user") or "", query["conversation_id"])
+    conv = emulator.store.find_conversation(
+        app.key, query.get("user") or "", query["conversation_id"]
+    )
     if conv is None:
         raise errors.conversation_not_found("/v1/messages")
     limit = int(query.get("limit") or 20)
@@ -312,7 +315,10 @@ async def upload_file(request: Request) -> Response:
     if isinstance(upload, UploadFile):
         content = await upload.read()
         if entry is not None:
-            entry["form"] = {"user": user, "file": {"filename": upload.filename, "size": len(content)}}
+            entry["form"] = {
+                "user": user,
+                "file": {"filename": upload.filename, "size": len(content)},
+            }
     else:
         if entry is not None:
             entry["form"] = {k: v for k, v in form.items() if isinstance(v, str)}
@@ -326,7 +332,9 @@ async def upload_file(request: Request) -> Response:
         size=len(content),
         extension=extension,
         mime_type=mime,
-        user=emulator.end_user_id(emulator.authenticate(request.headers.get("authorization")), user),
+        user=emulator.end_user_id(
+            emulator.authenticate(request.headers.get("authorization")), user
+        ),
         created_at=now(),
         content=content,
     )
@@ -344,10 +352,8 @@ async def record_request(request: Request) -> None:
         return
     emulator = emulator_of(request)
     app_name = None
-    try:
+    with contextlib.suppress(errors.DifyError):
         app_name = emulator.authenticate(request.headers.get("authorization")).name
-    except errors.DifyError:
-        pass
     entry: dict[str, Any] = {
         "method": request.method,
         "path": path,

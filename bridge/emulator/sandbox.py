@@ -34,7 +34,7 @@ class CodeError(Exception):
     """The node failed; `str(exc)` is the error text shown in node_finished.error."""
 
 
-async def run_python(code: str, inputs: dict[str, Any], timeout: float) -> dict[str, Any]:
+async def run_python(code: str, inputs: dict[str, Any], time_limit: float) -> dict[str, Any]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-I",
@@ -46,12 +46,12 @@ async def run_python(code: str, inputs: dict[str, Any], timeout: float) -> dict[
     )
     payload = json.dumps({"code": code, "inputs": inputs}, default=str).encode()
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(time_limit):
             stdout, stderr = await proc.communicate(payload)
     except TimeoutError:
         _kill(proc)
         await proc.wait()
-        raise CodeError(f"Code execution timed out after {timeout:g} seconds.") from None
+        raise CodeError(f"Code execution timed out after {time_limit:g} seconds.") from None
     except BaseException:
         # Stopped by the user (task cancelled) or the client went away: never leave it running.
         _kill(proc)

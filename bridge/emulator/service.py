@@ -129,15 +129,12 @@ def validate_inputs(app: AppSpec, inputs: dict[str, Any]) -> dict[str, Any]:
     """Checked on every turn, also inside a conversation (22c, 22d, 22e)."""
     cleaned = dict(inputs)
     for item in app.user_input_form:
-        (kind, spec), = item.items()
+        ((kind, spec),) = item.items()
         name = spec.get("variable")
         value = inputs.get(name)
         if value in (None, ""):
             if spec.get("required"):
                 raise errors.invalid_param(f"{name} is required in input form")
-            cleaned[name] = spec.get("default", None) if value is None else value
-            if kind == "select" and value is None:
-                cleaned.pop(name, None) if name not in inputs else None
             continue
         if kind == "select" and value not in (spec.get("options") or []):
             raise errors.invalid_param(
@@ -173,8 +170,16 @@ def resolve_files(
                 raise errors.invalid_param("Invalid upload file")
             url = f"{base_url}/files/{upload.id}/file-preview"
             resolved.append(
-                _file_entry(item, "local_file", url, upload.id, upload.name, upload.mime_type,
-                            upload.size, url)
+                _file_entry(
+                    item,
+                    "local_file",
+                    url,
+                    upload.id,
+                    upload.name,
+                    upload.mime_type,
+                    upload.size,
+                    url,
+                )
             )
         elif method == "remote_url":
             url = str(item.get("url") or "")

@@ -1,4 +1,4 @@
-"""In-memory state of the emulator: conversations, messages, uploaded files, running tasks, journal."""
+"""In-memory emulator state: conversations, messages, uploaded files, running tasks, journal."""
 
 from __future__ import annotations
 
@@ -116,7 +116,9 @@ class EmulatorStore:
     stop_events: dict[str, asyncio.Event] = field(default_factory=dict)
     journal: list[dict[str, Any]] = field(default_factory=list)
 
-    def find_conversation(self, app_key: str, user: str, conversation_id: str) -> Conversation | None:
+    def find_conversation(
+        self, app_key: str, user: str, conversation_id: str
+    ) -> Conversation | None:
         """Another user's or another app's conversation does not exist for this caller (13c)."""
         conv = self.conversations.get(conversation_id)
         if conv is None or conv.app_key != app_key or conv.user != user:

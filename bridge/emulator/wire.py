@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 import msgspec
-from msgspec import UNSET, UnsetType
+from msgspec import UnsetType
 
 Selector = list[str] | None
 
@@ -200,7 +200,7 @@ def to_builtins(value: Any) -> Any:
 
 
 def flask_json(obj: Any) -> bytes:
-    """Plain API bodies (errors, /parameters, /info…): compact, ASCII-escaped, `\\/` (10, 14a, 18a)."""
+    """Plain API bodies (errors, /parameters…): compact, ASCII-escaped, `\\/` (10, 14a, 18a)."""
     text = json.dumps(to_builtins(obj), separators=(",", ":"), ensure_ascii=True)
     return (text.replace("/", "\\/") + "\n").encode()
 

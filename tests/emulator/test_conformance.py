@@ -115,7 +115,9 @@ def replay(client: httpx.Client, rec: Recording, key: str | None) -> httpx.Respo
 def shape(value):
     """Field names in order, recursively for the objects whose layout the protocol fixes."""
     if isinstance(value, dict):
-        return [(k, shape(v) if k in ("data", "metadata", "usage") else None) for k, v in value.items()]
+        return [
+            (k, shape(v) if k in ("data", "metadata", "usage") else None) for k, v in value.items()
+        ]
     return None
 
 
@@ -128,9 +130,7 @@ def test_replayed_request_matches_recording(client: httpx.Client, rec_id: str) -
     assert response.headers["content-type"] == recorded_type
     if recorded_type.startswith("text/event-stream"):
         got, want = frames(response.text), frames(rec.body.decode())
-        assert [d["event"] if d else k for k, d in got] == [
-            d["event"] if d else k for k, d in want
-        ]
+        assert [d["event"] if d else k for k, d in got] == [d["event"] if d else k for k, d in want]
         for (_, g), (_, w) in zip(got, want, strict=True):
             assert shape(g) == shape(w)
         return
