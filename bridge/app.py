@@ -114,7 +114,13 @@ class RequestContext:
         await self.app(scope, receive, send_with_id)
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    dify_transport: httpx.AsyncBaseTransport | None = None,
+) -> Litestar:
+    """Build the bridge. `dify_transport` replaces the network towards Dify (tests replay
+    recorded Dify responses through it)."""
     settings = settings or load_settings()
     configure_logging(settings.log_level, settings.log_format)
 
@@ -124,7 +130,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
         async with contextlib.AsyncExitStack() as stack:
             http = await stack.enter_async_context(
-                httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
+                httpx.AsyncClient(
+                    timeout=timeout, limits=limits, trust_env=False, transport=dify_transport
+                )
             )
             effective = settings
             base_url = settings.dify_api_url

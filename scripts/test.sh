@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install everything the tests need (venv, Python deps, redis-server, the openai npm package)
+# and run the linters and the test suite. Safe to run again: each step is skipped when done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV="${BRIDGE_VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+"$VENV/bin/python" -m pip install -q -e ".[test]"
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "test.sh: installing redis-server (apt-get)" >&2
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get install -y -q redis-server >/dev/null 2>&1 \
+    || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q redis-server >/dev/null; }
+fi
+
+if command -v npm >/dev/null 2>&1 && [ ! -d tests/node/node_modules/openai ]; then
+  (cd tests/node && npm install --silent --no-audit --no-fund >/dev/null)
+fi
+
+"$VENV/bin/ruff" check .
+"$VENV/bin/python" -m pytest "$@"
