@@ -223,7 +223,7 @@ def test_fingerprint_is_sha256_of_the_compact_json_of_the_canonical_form() -> No
 
 
 def test_echoed_reasoning_and_whitespace_give_the_same_fingerprint() -> None:
-    echoed = with_message(2, content=f"<think>The user greets me.</think>\n 喵 \r\n")
+    echoed = with_message(2, content="<think>The user greets me.</think>\n 喵 \r\n")
 
     assert fingerprint(APP, USER, echoed) == fingerprint(APP, USER, HISTORY)
 
