@@ -430,7 +430,7 @@ echo "Bridge listening on http://$LOCAL_HOST:$PORT (bound to $HOST; pid $BRIDGE_
 if [ -n "${DIFY_API_URL:-}" ]; then
   echo "  Dify API : $DIFY_API_URL"
 else
-  echo "  Dify API : built-in emulator at $LOCAL_URL/_emulator (demo mode, model $MODEL answers 喵)"
+  echo "  Dify API : the built-in emulator, in the same process (demo mode: apps from dify-dsl/, model $MODEL answers 喵)"
 fi
 echo "  OpenAI base URL: $LOCAL_URL/v1   model: $MODEL   key: $KEY ($KEY_NOTE)"
 echo "  Try it:"

@@ -289,3 +289,23 @@ def test_tunnel_end_to_end_and_clean_shutdown(tmp_path: Path) -> None:
         _assert_no_leftovers(env, timeout=1)
     finally:
         running.kill_everything()
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_stops_whole_process_groups(tmp_path: Path, sig: signal.Signals, code: int) -> None:
+    # Stand-ins that each leave a child `sleep` behind unless their whole group is killed.
+    venv = make_fake_venv(tmp_path / "venv")
+    env = script_env(
+        tmp_path, PATH=_path_with(FAKE_BIN), BRIDGE_VENV=str(venv), BRIDGE_SKIP_INSTALL="1"
+    )
+    running = Running(["--tunnel", "--port", str(free_port())], env, cwd=tmp_path)
+    try:
+        running.wait_for("Press Ctrl-C to stop.", timeout=60)
+        assert BASE_URL_RE.search(running.output)
+        started = marked_processes(env[MARKER_VAR])
+        assert len(started) >= 5  # script, bridge + its sleep, cloudflared + its sleep
+        running.proc.send_signal(sig)
+        assert running.wait(timeout=30) == code, running.output
+        _assert_no_leftovers(env, timeout=1)
+    finally:
+        running.kill_everything()
