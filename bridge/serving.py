@@ -20,6 +20,7 @@ import structlog
 from bridge.dify import events as ev
 from bridge.dify.client import DifyAPIError, DifyClient, DifyTarget, DifyTimeout, DifyUnreachable
 from bridge.errors import BridgeError
+from bridge.inputs import InputMapper
 from bridge.openai.types import ChatCompletionRequest
 from bridge.routing import ModelRoute
 from bridge.settings import Settings
@@ -228,6 +229,7 @@ class ChatService:
         self.settings = settings
         self.dify = dify
         self.modes = AppModeCache(dify, settings.info_cache_ttl)
+        self.inputs = InputMapper(settings, dify)
         self._background: set[asyncio.Task[None]] = set()
 
     def reasoning_enabled(self, route: ModelRoute, mode: str) -> bool:
@@ -251,7 +253,8 @@ class ChatService:
         mode = await self._mode(route)
         user = dify_user(request.user, credential)
         turn = plan_query(request, route.config, mode, pinned_conversation=pinned_conversation)
-        inputs = {**route.config.inputs, **_metadata_inputs(request), **(request.inputs or {})}
+        mapped = await self.inputs.map(request, route, mode, user)
+        inputs = mapped.inputs
         call = build_call(
             mode=mode,
             query=turn.query,
@@ -259,6 +262,7 @@ class ChatService:
             inputs=inputs,
             query_input=route.config.query_input,
             conversation_id=turn.conversation_id,
+            files=mapped.files,
         )
         return PreparedTurn(
             route=route,
@@ -342,15 +346,6 @@ def _with_mode(turn: PreparedTurn, mode: str) -> PreparedTurn:
         conversation_id=turn.turn.conversation_id,
     )
     return msgspec.structs.replace(turn, mode=mode, call=call)
-
-
-def _metadata_inputs(request: ChatCompletionRequest) -> dict[str, str]:
-    """OpenAI `metadata` entries named `input.<variable>` become Dify inputs."""
-    return {
-        key.removeprefix("input."): value
-        for key, value in (request.metadata or {}).items()
-        if key.startswith("input.") and len(key) > len("input.")
-    }
 
 
 def _unreachable(exc: Exception) -> BridgeError:
