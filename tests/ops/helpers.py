@@ -171,7 +171,8 @@ def make_fake_venv(root: Path, bridge_mode: str = "serve") -> Path:
     bin/python is the test interpreter, bin/dify-bridge a tiny stand-in.
 
     bridge_mode "serve": answers 200 on every GET (so /healthz) and spawns a child `sleep`
-    in its process group; "exit3": exits with status 3 at once."""
+    in its process group; "exit3": exits with status 3 at once. With FAKE_BRIDGE_RECORD=FILE
+    it writes its arguments and DIFY_API_URL there as JSON."""
     bin_dir = root / "bin"
     bin_dir.mkdir(parents=True)
     (bin_dir / "python").symlink_to(sys.executable)
@@ -184,8 +185,12 @@ def make_fake_venv(root: Path, bridge_mode: str = "serve") -> Path:
             if {bridge_mode!r} == "exit3":
                 print("fake bridge: failing on purpose", file=sys.stderr)
                 sys.exit(3)
+            import json, os
             args = sys.argv[1:]
             port = int(args[args.index("--port") + 1])
+            if os.environ.get("FAKE_BRIDGE_RECORD"):
+                with open(os.environ["FAKE_BRIDGE_RECORD"], "w") as f:
+                    json.dump({{"args": args, "DIFY_API_URL": os.environ.get("DIFY_API_URL")}}, f)
             subprocess.Popen(["sleep", "3600"])  # a grandchild that only a group kill reaches
 
             class Handler(http.server.BaseHTTPRequestHandler):

@@ -6,12 +6,15 @@ Docker is a stand-in (or absent), and downloads point at a closed local port.
 
 from __future__ import annotations
 
+import http.server
 import importlib.util
 import json
 import os
 import re
 import shutil
 import signal
+import socket
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -175,8 +178,6 @@ def test_bridge_that_fails_to_start(tmp_path: Path) -> None:
 
 
 def test_port_already_in_use(tmp_path: Path) -> None:
-    import socket
-
     venv = make_fake_venv(tmp_path / "venv")
     env = script_env(tmp_path, BRIDGE_VENV=str(venv), BRIDGE_SKIP_INSTALL="1")
     with socket.socket() as busy:
@@ -309,3 +310,68 @@ def test_signal_stops_whole_process_groups(tmp_path: Path, sig: signal.Signals, 
         _assert_no_leftovers(env, timeout=1)
     finally:
         running.kill_everything()
+
+
+def test_with_dify_flow_against_stand_ins(tmp_path: Path) -> None:
+    """--with-dify where an engine answers: uses the cached Dify docker/ folder, runs
+    `docker compose up -d`, waits for Dify's API, points the bridge at it, and stops the stack
+    on exit. Docker and Dify are stand-ins; nothing leaves 127.0.0.1."""
+    calls = tmp_path / "docker-calls.txt"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    docker = bin_dir / "docker"
+    docker.write_text(
+        f'#!/bin/sh\necho "$PWD $*" >> {calls}\n'
+        # `compose ps` prints nothing: the stack is not running yet.
+        "exit 0\n"
+    )
+    docker.chmod(0o755)
+    dify_dir = tmp_path / "cache" / "dify-bridge" / "dify-1.13.2" / "docker"
+    dify_dir.mkdir(parents=True)
+    (dify_dir / "docker-compose.yaml").write_text("services: {}\n")
+    (dify_dir / ".env.example").write_text("EXPOSE_NGINX_PORT=80\n")
+
+    class Dify(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # like Dify's API without a key: 401
+            self.send_response(401)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    dify = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Dify)
+    threading.Thread(target=dify.serve_forever, daemon=True).start()
+    dify_port = dify.server_address[1]
+
+    record = tmp_path / "bridge.json"
+    venv = make_fake_venv(tmp_path / "venv")
+    env = script_env(
+        tmp_path,
+        PATH=_path_with(bin_dir),
+        BRIDGE_VENV=str(venv),
+        BRIDGE_SKIP_INSTALL="1",
+        BRIDGE_DIFY_PORT=str(dify_port),
+        FAKE_BRIDGE_RECORD=str(record),
+    )
+    running = Running(["--with-dify", "--port", str(free_port())], env, cwd=tmp_path)
+    try:
+        running.wait_for("Press Ctrl-C to stop.", timeout=60)
+        assert (dify_dir / ".env").exists()  # copied from .env.example on first use
+        assert json.loads(record.read_text())["DIFY_API_URL"] == f"http://127.0.0.1:{dify_port}/v1"
+        assert "passthrough mode" in running.output  # a Dify app key is what clients send
+        running.proc.send_signal(signal.SIGTERM)
+        assert running.wait(timeout=30) == 143, running.output
+        _assert_no_leftovers(env, timeout=1)
+    finally:
+        running.kill_everything()
+        dify.shutdown()
+        dify.server_close()
+    docker_calls = [line.split(" ", 1) for line in calls.read_text().splitlines()]
+    assert [args for _, args in docker_calls] == [
+        "info",
+        "compose version",
+        "compose ps -q --status running",
+        "compose up -d",
+        "compose stop",
+    ]
+    assert {cwd for cwd, _ in docker_calls[2:]} == {str(dify_dir)}
