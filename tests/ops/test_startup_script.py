@@ -36,7 +36,11 @@ from .helpers import (
     script_env,
 )
 
-pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+pytestmark = [
+    pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash"),
+    # Leftover processes are found through /proc (Linux).
+    pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc"),
+]
 
 BASE_URL_RE = re.compile(r"BaseUrl\s*:\s*(https://[a-z0-9-]+\.trycloudflare\.com/v1)\s*$", re.M)
 
