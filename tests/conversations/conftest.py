@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,3 +72,13 @@ async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     yield maker
     for store in maker.opened:
         await store.close()
+
+
+async def eventually(condition: Callable[[], Awaitable[bool]], *, within: float = 15.0) -> bool:
+    """Poll until ``condition`` holds; ``within`` only stops a broken store hanging the test."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if await condition():
+            return True
+        await asyncio.sleep(0.1)
+    return False

@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 
 import pytest
 
 from bridge.conversations import ConversationStore, StoredTurn, StoreUnavailable
-from tests.conversations.conftest import StoreMaker
+from tests.conversations.conftest import StoreMaker, eventually
 
 
 def a_turn(conversation_id: str, turn: int = 1) -> StoredTurn:
     return StoredTurn(conversation_id=conversation_id, turn=turn, created_at=1_700_000_000.5)
-
-
-async def eventually(condition: Callable[[], Awaitable[bool]], *, within: float = 15.0) -> bool:
-    """Poll until ``condition`` holds; ``within`` only stops a broken store hanging the test."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if await condition():
-            return True
-        await asyncio.sleep(0.1)
-    return False
 
 
 async def test_unknown_fingerprint_is_not_found(make_store: StoreMaker) -> None:
