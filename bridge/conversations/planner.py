@@ -15,26 +15,25 @@ History modes (operator's choice):
 
 Reasons a plan gives (``TurnPlan.reason``), in the order they are decided:
 
-========== =================================================================================
-``last``    mode ``last``: query = last user message; no conversation. If there is no user
-            message at all, the whole history is carried instead so the query is not empty.
-``flatten`` mode ``flatten``: new conversation, history carried.
-``pinned``  the client named a conversation: continue it with the last user message (or,
-            when the last message is not from the user, the messages from the last user
-            message on, rendered).
-``trailing`` the last message is not from the user (an assistant prefill, a tool result):
-            Dify has no way to continue from such a message, so a new conversation starts
-            with the whole history carried and ending with that message.
-``new``     nothing before the user message except system messages: new conversation.
-``hit``     the store knows this history and it is the latest state of its conversation:
-            continue that conversation with only the last user message.
-``fork``    the store knows this history but its conversation has moved on since (the
-            client regenerated an answer or edited an earlier message); Dify cannot rewind a
-            conversation, so a new one starts with the history carried.
-``miss``    the store does not know this history (another bridge's store, expired, edited,
-            or the conversation was forgotten): new conversation, history carried.
-``store_down`` the store failed: new conversation, history carried — never a failed request.
-========== =================================================================================
+- ``last`` — mode ``last``: query = the last user message; no conversation. With no user
+  message at all, the whole history is carried instead so that the query is not empty.
+- ``flatten`` — mode ``flatten``: new conversation, history carried.
+- ``pinned`` — the client named a conversation: continue it with the last user message (or,
+  when the last message is not from the user, the messages from the last user message on,
+  rendered).
+- ``trailing`` — the last message is not from the user (an assistant prefill, a tool
+  result): Dify cannot continue from such a message, so a new conversation starts with the
+  whole history carried, ending with that message.
+- ``new`` — nothing but system messages before the user message: new conversation.
+- ``hit`` — the store knows this history and it is the latest state of its conversation:
+  continue that conversation with only the last user message.
+- ``fork`` — the store knows this history but its conversation has moved on since (the
+  client regenerated an answer or edited an earlier message). Dify cannot rewind a
+  conversation, so a new one starts with the history carried.
+- ``miss`` — the store does not know this history (expired, edited, written by a bridge
+  with another store, or its conversation was forgotten): new conversation, history carried.
+- ``store_down`` — the store failed: new conversation, history carried; never a failed
+  request.
 
 System messages go into carried history unless ``system_in_query=False`` (when the caller
 maps the system prompt to a Dify input variable instead). A continued conversation gets no
