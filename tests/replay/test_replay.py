@@ -107,7 +107,7 @@ async def test_failed_run_is_an_error_chunk_mid_stream(bridge_for, rec, path, mo
     async with bridge_for(replay) as client:
         response = await client.post("/v1/chat/completions", json={**HI, "stream": True}, headers=AUTH)
     assert response.status_code == 200
-    chunks, done, _ = parse_sse(response.text)
+    chunks, _done, _ = parse_sse(response.text)
     errors = [c["error"] for c in chunks if "error" in c]
     assert len(errors) == 1 and chunks[-1].get("error")
     assert errors[0]["code"] == code
