@@ -16,6 +16,7 @@ from litestar.config.cors import CORSConfig
 from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from bridge.conversations import open_store
 from bridge.dify.client import DifyClient
 from bridge.errors import BridgeError
 from bridge.logging import configure_logging
@@ -143,7 +144,11 @@ def create_app(
                 effective = msgspec.structs.replace(settings, models=demo_models(settings, apps))
             assert base_url is not None
             app.state.registry = ModelRegistry(effective, base_url)
-            service = ChatService(effective, DifyClient(http))
+            store = await open_store(
+                settings.store, ttl=settings.store_ttl, max_entries=settings.store_max_entries
+            )
+            stack.push_async_callback(store.close)
+            service = ChatService(effective, DifyClient(http), store)
             app.state.chat_service = service
             log.info(
                 "bridge_ready",

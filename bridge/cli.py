@@ -109,3 +109,7 @@ def models(config: str | None) -> None:
         click.echo(model_id)
     if settings.demo_mode:
         click.echo("(demo mode: plus the sample apps of the built-in emulator)", err=True)
+
+
+if __name__ == "__main__":
+    main()

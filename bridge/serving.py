@@ -17,6 +17,8 @@ from typing import Any
 import msgspec
 import structlog
 
+from bridge.conversation_keeper import ConversationKeeper, TurnContext, pinned_conversation
+from bridge.conversations import ConversationStore
 from bridge.dify import events as ev
 from bridge.dify.client import DifyAPIError, DifyClient, DifyTarget, DifyTimeout, DifyUnreachable
 from bridge.errors import BridgeError
@@ -25,9 +27,14 @@ from bridge.openai.types import ChatCompletionRequest
 from bridge.routing import ModelRoute
 from bridge.settings import Settings
 from bridge.translate.errors import from_dify_error
-from bridge.translate.request import DifyCall, build_call, dify_user, validate_request
-from bridge.translate.stream import Failed, OutputItem, StreamTranslator
-from bridge.translate.turns import TurnInput, plan_query
+from bridge.translate.request import (
+    CHAT_MODES,
+    DifyCall,
+    build_call,
+    dify_user,
+    validate_request,
+)
+from bridge.translate.stream import Failed, Finished, OutputItem, StreamTranslator
 
 log = structlog.get_logger("bridge.serving")
 
@@ -90,8 +97,13 @@ class PreparedTurn(msgspec.Struct, kw_only=True):
     call: DifyCall
     user: str
     inputs: dict[str, Any]
-    turn: TurnInput
+    files: list[dict[str, Any]]
+    context: TurnContext
     reasoning: bool
+
+    @property
+    def continues_stored_conversation(self) -> bool:
+        return self.context.plan.reason == "hit"
 
 
 class DifyRun:
@@ -105,6 +117,15 @@ class DifyRun:
         exit_stack: contextlib.AsyncExitStack,
     ) -> None:
         self.service = service
+        self._closed = False
+        self._attach(turn, events, exit_stack)
+
+    def _attach(
+        self,
+        turn: PreparedTurn,
+        events: AsyncIterator[ev.StreamItem],
+        exit_stack: contextlib.AsyncExitStack,
+    ) -> None:
         self.turn = turn
         self.translator = StreamTranslator(
             turn.mode, output_variable=turn.route.config.output, reasoning=turn.reasoning
@@ -115,7 +136,6 @@ class DifyRun:
         self._started = asyncio.Event()
         self.first_conversation_id: str | None = None
         self._pump_task = asyncio.create_task(self._pump())
-        self._closed = False
 
     async def _pump(self) -> None:
         try:
@@ -142,11 +162,18 @@ class DifyRun:
             or self.turn.call.conversation_id
         )
 
+    def _deadline(self) -> float | None:
+        if self.turn.mode not in FLOW_MODES:
+            return None
+        seconds = self.service.settings.first_event_timeout
+        if self.turn.call.conversation_id:
+            # An unknown conversation makes Dify ping once and then hang (rec. 13a): a
+            # continued conversation gets a shorter deadline so recovery is quick.
+            seconds = min(seconds, self.service.settings.conversation_check_timeout)
+        return time.monotonic() + seconds
+
     async def items(self, keepalive: float | None) -> AsyncIterator[OutputItem | Keepalive]:
-        settings = self.service.settings
-        deadline = None
-        if self.turn.mode in FLOW_MODES:
-            deadline = time.monotonic() + settings.first_event_timeout
+        deadline = self._deadline()
         while not self.translator.done:
             timeout = keepalive
             if deadline is not None and not self.translator.started:
@@ -160,6 +187,9 @@ class DifyRun:
                     and not self.translator.started
                     and (time.monotonic() >= deadline)
                 ):
+                    if self.turn.continues_stored_conversation and await self._recover():
+                        deadline = self._deadline()
+                        continue
                     yield Failed(self._first_event_timeout())
                     return
                 yield KEEPALIVE
@@ -176,7 +206,38 @@ class DifyRun:
             if isinstance(item, ev.Ping) and keepalive is not None:
                 yield KEEPALIVE
             for out in self.translator.feed(item):
+                if isinstance(out, Finished):
+                    # Remember before the client sees the end: its next turn may follow at once.
+                    await self.service.keeper.remember(
+                        self.turn.context, self.translator.answer, self.conversation_id
+                    )
                 yield out
+
+    async def _recover(self) -> bool:
+        """The stored conversation no longer exists at Dify: drop the mapping and run the turn
+        again as a new conversation carrying the history (issue 3). The client has seen
+        nothing but keepalives so far."""
+        lost = self.turn.call.conversation_id
+        log.warning("dify_conversation_lost", conversation_id=lost)
+        await self._release()
+        if lost:
+            await self.service.keeper.forget(lost)
+        try:
+            events, stack, turn = await self.service.open_stream(
+                self.service.replan_as_new(self.turn)
+            )
+        except BridgeError:
+            return False
+        self._attach(turn, events, stack)
+        return True
+
+    async def _release(self) -> None:
+        self._pump_task.cancel()
+        task_id = self.translator.task_id
+        if not self.translator.done and task_id:
+            await self.service.stop_task(self.turn, task_id)
+        with contextlib.suppress(Exception):
+            await self._exit_stack.aclose()
 
     def _first_event_timeout(self) -> BridgeError:
         return BridgeError(
@@ -195,12 +256,7 @@ class DifyRun:
         if self._closed:
             return
         self._closed = True
-        self._pump_task.cancel()
-        task_id = self.translator.task_id
-        if not self.translator.done and task_id:
-            await self.service.stop_task(self.turn, task_id)
-        with contextlib.suppress(Exception):
-            await self._exit_stack.aclose()
+        await self._release()
 
 
 def _transport_failure(exc: Exception) -> BridgeError:
@@ -225,9 +281,12 @@ def _transport_failure(exc: Exception) -> BridgeError:
 
 
 class ChatService:
-    def __init__(self, settings: Settings, dify: DifyClient) -> None:
+    def __init__(
+        self, settings: Settings, dify: DifyClient, store: ConversationStore | None = None
+    ) -> None:
         self.settings = settings
         self.dify = dify
+        self.keeper = ConversationKeeper(settings, store)
         self.modes = AppModeCache(dify, settings.info_cache_ttl)
         self.inputs = InputMapper(settings, dify)
         self._background: set[asyncio.Task[None]] = set()
@@ -247,33 +306,61 @@ class ChatService:
         route: ModelRoute,
         credential: str | None,
         *,
-        pinned_conversation: str | None = None,
+        pinned: str | None = None,
+        chat_key: str | None = None,
+        task_header: str | None = None,
     ) -> PreparedTurn:
         validate_request(request)
         mode = await self._mode(route)
         user = dify_user(request.user, credential)
-        turn = plan_query(request, route.config, mode, pinned_conversation=pinned_conversation)
-        mapped = await self.inputs.map(request, route, mode, user)
-        inputs = mapped.inputs
-        call = build_call(
+        pinned_id = pinned_conversation(pinned, None)
+        if pinned_id and mode in CHAT_MODES:
+            await self._check_conversation(route, pinned_id, user)
+        background = self.keeper.is_background_task(request, task_header)
+        context = await self.keeper.plan(
+            request,
+            config=route.config,
+            target=route.target,
             mode=mode,
-            query=turn.query,
             user=user,
-            inputs=inputs,
-            query_input=route.config.query_input,
-            conversation_id=turn.conversation_id,
-            files=mapped.files,
+            pinned=pinned_id,
+            client_chat_key=chat_key,
+            background=background,
         )
-        return PreparedTurn(
+        mapped = await self.inputs.map(request, route, mode, user)
+        turn = PreparedTurn(
             route=route,
             request=request,
             mode=mode,
-            call=call,
+            call=_NO_CALL,
             user=user,
-            inputs=inputs,
-            turn=turn,
+            inputs=mapped.inputs,
+            files=mapped.files,
+            context=context,
             reasoning=self.reasoning_enabled(route, mode),
         )
+        return _with_call(turn, mode)
+
+    def replan_as_new(self, turn: PreparedTurn) -> PreparedTurn:
+        turn = msgspec.structs.replace(turn, context=self.keeper.replan_as_new(turn.context))
+        return _with_call(turn, turn.mode)
+
+    async def _check_conversation(self, route: ModelRoute, conversation_id: str, user: str) -> None:
+        """A client-pinned id is checked cheaply first: streaming into an unknown conversation
+        makes Dify hang silently (rec. 13a), and another user's conversation is a 404 (13c)."""
+        try:
+            await self.dify.request_json(
+                route.target,
+                "GET",
+                "messages",
+                params={"conversation_id": conversation_id, "user": user, "limit": 1},
+            )
+        except DifyAPIError as exc:
+            raise from_dify_error(exc, managed=route.managed) from None
+        except DifyUnreachable as exc:
+            raise _unreachable(exc) from None
+        except DifyTimeout:
+            raise _upstream_timeout() from None
 
     async def _mode(self, route: ModelRoute) -> str:
         try:
@@ -288,6 +375,21 @@ class ChatService:
     async def start(self, turn: PreparedTurn) -> DifyRun:
         """Open the Dify stream. HTTP errors from Dify surface here, before any byte is sent
         to the client, so they keep their status code."""
+        try:
+            events, stack, turn = await self.open_stream(turn)
+        except BridgeError as exc:
+            if exc.code != "conversation_not_found" or not turn.continues_stored_conversation:
+                raise
+            # Dify forgot a conversation the store still maps (expired, deleted): drop the
+            # mapping and start a new conversation carrying the history.
+            if turn.call.conversation_id:
+                await self.keeper.forget(turn.call.conversation_id)
+            events, stack, turn = await self.open_stream(self.replan_as_new(turn))
+        return DifyRun(self, turn, events, stack)
+
+    async def open_stream(
+        self, turn: PreparedTurn
+    ) -> tuple[AsyncIterator[ev.StreamItem], contextlib.AsyncExitStack, PreparedTurn]:
         for _attempt in range(3):
             stack = contextlib.AsyncExitStack()
             try:
@@ -300,7 +402,7 @@ class ChatService:
                 if fallback and turn.route.config.mode == "auto" and fallback != turn.mode:
                     log.info("dify_mode_corrected", model=turn.route.model, mode=fallback)
                     self.modes.remember(turn.route.target, fallback)
-                    turn = _with_mode(turn, fallback)
+                    turn = _with_call(turn, fallback)
                     continue
                 raise from_dify_error(exc, managed=turn.route.managed) from None
             except DifyUnreachable as exc:
@@ -309,7 +411,7 @@ class ChatService:
             except DifyTimeout:
                 await stack.aclose()
                 raise _upstream_timeout() from None
-            return DifyRun(self, turn, events, stack)
+            return events, stack, turn
         raise BridgeError(
             400,
             "Could not find the Dify endpoint for this app's mode.",
@@ -336,14 +438,21 @@ class ChatService:
             await asyncio.gather(*self._background, return_exceptions=True)
 
 
-def _with_mode(turn: PreparedTurn, mode: str) -> PreparedTurn:
+_NO_CALL = DifyCall(mode="", path="", stop_path="", payload={})
+
+
+def _with_call(turn: PreparedTurn, mode: str) -> PreparedTurn:
+    """(Re)build the Dify call for `mode` from the turn's plan and inputs."""
+    plan = turn.context.plan
     call = build_call(
         mode=mode,
-        query=turn.turn.query,
+        query=plan.query,
         user=turn.user,
         inputs=turn.inputs,
         query_input=turn.route.config.query_input,
-        conversation_id=turn.turn.conversation_id,
+        conversation_id=plan.conversation_id if mode in CHAT_MODES else None,
+        files=turn.files,
+        auto_generate_name=not turn.context.background,
     )
     return msgspec.structs.replace(turn, mode=mode, call=call)
 

@@ -60,8 +60,16 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     connect_timeout: float = 10.0
     read_timeout: float = 300.0
     first_event_timeout: float = 30.0
+    # Deadline for the first event when continuing a conversation (see serving.DifyRun).
+    conversation_check_timeout: float = 10.0
+    # A client's own stable chat id (Open WebUI: `X-Conversation-Key: {{CHAT_ID}}`).
+    conversation_key_header: str = "X-Conversation-Key"
+    # A header whose presence marks a background task (Open WebUI: `X-Bridge-Task: {{TASK}}`).
+    task_header: str | None = "X-Bridge-Task"
     keepalive_interval: float = 15.0
     info_cache_ttl: float = 300.0
+    # How long an app's `GET /parameters` (input form, file-upload settings) is reused.
+    parameters_cache_ttl: float = 300.0
     store: str = "sqlite:///data/conversations.db"
     store_ttl: float = 7 * 24 * 3600.0
     store_max_entries: int = 100_000
@@ -98,7 +106,11 @@ ENV_FIELDS: dict[str, str] = {
     "BRIDGE_CONNECT_TIMEOUT": "connect_timeout",
     "BRIDGE_READ_TIMEOUT": "read_timeout",
     "BRIDGE_FIRST_EVENT_TIMEOUT": "first_event_timeout",
+    "BRIDGE_CONVERSATION_CHECK_TIMEOUT": "conversation_check_timeout",
+    "BRIDGE_CONVERSATION_KEY_HEADER": "conversation_key_header",
+    "BRIDGE_TASK_HEADER": "task_header",
     "BRIDGE_KEEPALIVE_INTERVAL": "keepalive_interval",
+    "BRIDGE_PARAMETERS_CACHE_TTL": "parameters_cache_ttl",
     "BRIDGE_STORE": "store",
     "BRIDGE_STORE_TTL": "store_ttl",
     "BRIDGE_STORE_MAX_ENTRIES": "store_max_entries",
@@ -200,7 +212,13 @@ def _describe(exc: msgspec.ValidationError) -> str:
 def _check(settings: Settings) -> None:
     if not 0 < settings.port < 65536:
         raise ConfigError(f"port: {settings.port} is not a TCP port")
-    for name in ("connect_timeout", "read_timeout", "first_event_timeout", "keepalive_interval"):
+    for name in (
+        "connect_timeout",
+        "read_timeout",
+        "first_event_timeout",
+        "conversation_check_timeout",
+        "keepalive_interval",
+    ):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name}: must be positive")
     for url_field in ("dify_api_url", "dify_public_url"):

@@ -49,8 +49,15 @@ async def chat_completions(request: Request) -> Response | Stream:
     chat = decode_chat_request(await request.body())
     credential = credential_from_header(request.headers.get("authorization"))
     route = registry.resolve(chat.model, credential)
-    pinned = request.headers.get(CONVERSATION_HEADER) or chat.conversation_id
-    turn = await service.prepare(chat, route, credential, pinned_conversation=pinned)
+    settings = service.settings
+    turn = await service.prepare(
+        chat,
+        route,
+        credential,
+        pinned=request.headers.get(CONVERSATION_HEADER) or chat.conversation_id,
+        chat_key=request.headers.get(settings.conversation_key_header),
+        task_header=request.headers.get(settings.task_header) if settings.task_header else None,
+    )
     structlog.contextvars.bind_contextvars(model=chat.model, mode=turn.mode)
     run = await service.start(turn)
     reasoning_format = service.reasoning_format(route)

@@ -1,0 +1,143 @@
+"""Per-request use of the conversation store: plan the Dify turn, remember it afterwards.
+
+Glue between the pure planner (`bridge.conversations`) and the serving layer, so that
+`ChatService` only asks "what do I send?" and says "this is what the client got".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+
+import msgspec
+import structlog
+
+from bridge.conversations import (
+    ConversationStore,
+    NormalisedMessage,
+    StoreUnavailable,
+    TurnPlan,
+    chat_key,
+    look_up_turn,
+    normalise_messages,
+    plan_turn,
+    record_turn,
+)
+from bridge.dify.client import DifyTarget
+from bridge.errors import bad_request
+from bridge.openai.types import ChatCompletionRequest
+from bridge.settings import ModelConfig, Settings
+from bridge.translate.request import CHAT_MODES
+
+log = structlog.get_logger("bridge.conversations")
+
+# Open WebUI's background prompts (title, tags, follow-ups) start like this (clients.md).
+_TASK_PROMPT = re.compile(r"^\s*###\s*Task:", re.IGNORECASE)
+
+
+class TurnContext(msgspec.Struct, kw_only=True):
+    """What `remember` needs once the answer is known."""
+
+    app_id: str
+    user: str
+    messages: list[NormalisedMessage]
+    plan: TurnPlan
+    chat_key: str | None = None
+    background: bool = False
+
+
+def app_identity(target: DifyTarget) -> str:
+    """A stable id for one Dify app that is not its key."""
+    return hashlib.sha256(f"{target.base_url}\0{target.api_key}".encode()).hexdigest()[:32]
+
+
+def pinned_conversation(header: str | None, body: str | None) -> str | None:
+    value = (header or body or "").strip()
+    if not value:
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise bad_request(
+            "conversation_id must be a UUID (a Dify conversation id).", param="conversation_id"
+        ) from None
+
+
+class ConversationKeeper:
+    def __init__(self, settings: Settings, store: ConversationStore | None) -> None:
+        self.settings = settings
+        self.store = store
+
+    def is_background_task(self, request: ChatCompletionRequest, task_header: str | None) -> bool:
+        if task_header:
+            return True
+        last = request.messages[-1]
+        return last.role == "user" and bool(_TASK_PROMPT.match(last.text()))
+
+    async def plan(
+        self,
+        request: ChatCompletionRequest,
+        *,
+        config: ModelConfig,
+        target: DifyTarget,
+        mode: str,
+        user: str,
+        pinned: str | None,
+        client_chat_key: str | None,
+        background: bool,
+    ) -> TurnContext:
+        messages = normalise_messages(m.to_dict() for m in request.messages)
+        app_id = app_identity(target)
+        system_in_query = config.system_input is None
+        if mode not in CHAT_MODES or background:
+            # Workflow/completion apps keep no conversation; background tasks must not create
+            # or advance the user's one. Both get one self-contained query.
+            history = "last" if config.history == "last" or background else "flatten"
+            plan = plan_turn(messages, history=history, system_in_query=system_in_query)
+            return TurnContext(
+                app_id=app_id, user=user, messages=messages, plan=plan, background=background
+            )
+        key = chat_key(app_id, user, client_chat_key) if client_chat_key else None
+        lookup = None
+        if config.history == "conversation" and not pinned and self.store is not None:
+            lookup = await look_up_turn(
+                self.store, app_id=app_id, user=user, messages=messages, chat_key=key
+            )
+        plan = plan_turn(
+            messages,
+            history=config.history,
+            lookup=lookup,
+            pinned_conversation_id=pinned,
+            system_in_query=system_in_query,
+        )
+        log.debug("conversation_plan", reason=plan.reason, carried_history=plan.carried_history)
+        return TurnContext(app_id=app_id, user=user, messages=messages, plan=plan, chat_key=key)
+
+    def replan_as_new(self, context: TurnContext) -> TurnContext:
+        """The stored conversation is gone at Dify: start a new one carrying the history."""
+        plan = plan_turn(context.messages, history="conversation", lookup=None)
+        return msgspec.structs.replace(context, plan=plan)
+
+    async def remember(
+        self, context: TurnContext, answer: str, conversation_id: str | None
+    ) -> None:
+        if self.store is None or not context.plan.remember or not conversation_id:
+            return
+        await record_turn(
+            self.store,
+            app_id=context.app_id,
+            user=context.user,
+            messages=context.messages,
+            answer=answer,
+            conversation_id=conversation_id,
+            chat_key=context.chat_key,
+        )
+
+    async def forget(self, conversation_id: str) -> None:
+        if self.store is None:
+            return
+        try:
+            await self.store.forget_conversation(conversation_id)
+        except StoreUnavailable as exc:
+            log.warning("conversation store unavailable; mapping not dropped", error=str(exc))
