@@ -27,6 +27,7 @@ from bridge.openai.types import ChatCompletionRequest
 from bridge.routing import ModelRoute
 from bridge.settings import Settings
 from bridge.translate.errors import from_dify_error
+from bridge.translate.files import public_base
 from bridge.translate.request import (
     CHAT_MODES,
     DifyCall,
@@ -106,6 +107,46 @@ class PreparedTurn(msgspec.Struct, kw_only=True):
         return self.context.plan.reason == "hit"
 
 
+class OutputModerationCache:
+    """Whether an app moderates its output, from `GET /parameters` (cached per Dify key).
+
+    Only the `hold` moderation option asks: without output moderation there is nothing to
+    hold back. None means unknown (an old Dify, an error), and then `hold` is honoured.
+    """
+
+    def __init__(self, dify: DifyClient, ttl: float) -> None:
+        self._dify = dify
+        self._ttl = ttl
+        self._known: dict[str, tuple[bool | None, float]] = {}
+
+    async def enabled(self, target: DifyTarget) -> bool | None:
+        key = AppModeCache._key(target)
+        cached = self._known.get(key)
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
+        try:
+            parameters = await self._dify.parameters(target)
+        except (DifyAPIError, DifyUnreachable, DifyTimeout) as exc:
+            log.info("dify_parameters_unavailable", error=type(exc).__name__)
+            return None
+        enabled = output_moderation_enabled(parameters)
+        self._known[key] = (enabled, time.monotonic() + self._ttl)
+        return enabled
+
+
+def output_moderation_enabled(parameters: Any) -> bool | None:
+    """`sensitive_word_avoidance` as `/parameters` shows it (the app's feature config)."""
+    feature = parameters.get("sensitive_word_avoidance") if isinstance(parameters, dict) else None
+    if not isinstance(feature, dict) or "enabled" not in feature:
+        return None
+    if not feature["enabled"]:
+        return False
+    outputs = (feature.get("config") or {}).get("outputs_config")
+    if isinstance(outputs, dict) and "enabled" in outputs:
+        return bool(outputs["enabled"])
+    return True
+
+
 class DifyRun:
     """One open Dify stream, consumed as output items with keepalive ticks in between."""
 
@@ -118,6 +159,13 @@ class DifyRun:
     ) -> None:
         self.service = service
         self._closed = False
+        self._hold = False
+        # Workflow runs have no message_replace; holding their text would only delay it.
+        self._hold_lookup: asyncio.Task[bool | None] | None = None
+        if turn.route.config.moderation == "hold" and turn.mode != "workflow":
+            self._hold_lookup = asyncio.create_task(
+                service.moderation.enabled(turn.route.target)
+            )
         self._attach(turn, events, exit_stack)
 
     def _attach(
@@ -127,8 +175,18 @@ class DifyRun:
         exit_stack: contextlib.AsyncExitStack,
     ) -> None:
         self.turn = turn
+        config = turn.route.config
         self.translator = StreamTranslator(
-            turn.mode, output_variable=turn.route.config.output, reasoning=turn.reasoning
+            turn.mode,
+            output_variable=config.output,
+            reasoning=turn.reasoning,
+            # `off` means no reasoning channel at all: the app's own thinking is dropped too.
+            thinking=config.reasoning != "off",
+            hold_content=self._hold,
+            citations=config.citations,
+            files_base=public_base(
+                self.service.settings.dify_public_url, turn.route.target.base_url
+            ),
         )
         self._events = events
         self._exit_stack = exit_stack
@@ -172,10 +230,27 @@ class DifyRun:
             seconds = min(seconds, self.service.settings.conversation_check_timeout)
         return time.monotonic() + seconds
 
+    async def _decide_hold(self) -> None:
+        if self._hold_lookup is None:
+            return
+        lookup, self._hold_lookup = self._hold_lookup, None
+        try:
+            enabled = await lookup
+        except Exception:  # advisory only: a failed lookup means "unknown", and hold is kept
+            enabled = None
+        self._hold = enabled is not False
+        self.translator.hold_content = self._hold
+
     async def items(self, keepalive: float | None) -> AsyncIterator[OutputItem | Keepalive]:
+        await self._decide_hold()
         deadline = self._deadline()
+        # Events can flow while the client gets nothing (quiet nodes with reasoning off, an
+        # answer held for moderation): keepalives count from the last thing the client got.
+        last_sent = time.monotonic()
         while not self.translator.done:
-            timeout = keepalive
+            timeout = None
+            if keepalive is not None:
+                timeout = max(keepalive - (time.monotonic() - last_sent), 0.0)
             if deadline is not None and not self.translator.started:
                 remaining = max(deadline - time.monotonic(), 0.0)
                 timeout = remaining if timeout is None else min(timeout, remaining)
@@ -192,6 +267,7 @@ class DifyRun:
                         continue
                     yield Failed(self._first_event_timeout())
                     return
+                last_sent = time.monotonic()
                 yield KEEPALIVE
                 continue
             if item is _END:
@@ -203,9 +279,15 @@ class DifyRun:
                 return
             if isinstance(item, ev.UnknownEvent):
                 log.debug("dify_unknown_event", dify_event=item.event)
-            if isinstance(item, ev.Ping) and keepalive is not None:
+            outputs = self.translator.feed(item)
+            if outputs:
+                last_sent = time.monotonic()
+            elif keepalive is not None and (
+                isinstance(item, ev.Ping) or time.monotonic() - last_sent >= keepalive
+            ):
+                last_sent = time.monotonic()
                 yield KEEPALIVE
-            for out in self.translator.feed(item):
+            for out in outputs:
                 if isinstance(out, Finished):
                     # Remember before the client sees the end: its next turn may follow at once.
                     await self.service.keeper.remember(
@@ -256,6 +338,8 @@ class DifyRun:
         if self._closed:
             return
         self._closed = True
+        if self._hold_lookup is not None:
+            self._hold_lookup.cancel()
         await self._release()
 
 
@@ -289,6 +373,7 @@ class ChatService:
         self.keeper = ConversationKeeper(settings, store)
         self.modes = AppModeCache(dify, settings.info_cache_ttl)
         self.inputs = InputMapper(settings, dify)
+        self.moderation = OutputModerationCache(dify, settings.info_cache_ttl)
         self._background: set[asyncio.Task[None]] = set()
 
     def reasoning_enabled(self, route: ModelRoute, mode: str) -> bool:

@@ -18,6 +18,7 @@ import yaml
 AppMode = Literal["auto", "advanced-chat", "chat", "agent-chat", "completion", "workflow"]
 HistoryMode = Literal["conversation", "flatten", "last"]
 ReasoningMode = Literal["off", "reasoning_content", "think"]
+ModerationMode = Literal["replace", "hold"]
 
 
 class ConfigError(Exception):
@@ -37,6 +38,14 @@ class ModelConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     reasoning: ReasoningMode | None = None  # None: per-mode default (issue 4)
     system_input: str | None = None
     owned_by: str = "dify"
+    # Output moderation in streams (docs/streaming.md): `replace` streams the answer as it
+    # comes and sends Dify's replacement after it; `hold` keeps the answer back until the
+    # end when the app has output moderation on, so blocked text never reaches the client.
+    moderation: ModerationMode = "replace"
+    # Append Dify's knowledge citations (`retriever_resources`) as a short sources list.
+    citations: bool = False
+    # Whitespace keepalive for non-streaming requests; None: `Settings.nonstream_keepalive`.
+    nonstream_keepalive: bool | None = None
 
     def __repr__(self) -> str:
         return f"ModelConfig(id={self.id!r}, mode={self.mode!r}, app_key=<redacted>)"
@@ -67,6 +76,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # A header whose presence marks a background task (Open WebUI: `X-Bridge-Task: {{TASK}}`).
     task_header: str | None = "X-Bridge-Task"
     keepalive_interval: float = 15.0
+    # Non-streaming requests: send headers at once and a space every `keepalive_interval` s
+    # until the JSON body is ready (errors then arrive with status 200; docs/streaming.md).
+    nonstream_keepalive: bool = False
     info_cache_ttl: float = 300.0
     # How long an app's `GET /parameters` (input form, file-upload settings) is reused.
     parameters_cache_ttl: float = 300.0
@@ -110,6 +122,7 @@ ENV_FIELDS: dict[str, str] = {
     "BRIDGE_CONVERSATION_KEY_HEADER": "conversation_key_header",
     "BRIDGE_TASK_HEADER": "task_header",
     "BRIDGE_KEEPALIVE_INTERVAL": "keepalive_interval",
+    "BRIDGE_NONSTREAM_KEEPALIVE": "nonstream_keepalive",
     "BRIDGE_PARAMETERS_CACHE_TTL": "parameters_cache_ttl",
     "BRIDGE_STORE": "store",
     "BRIDGE_STORE_TTL": "store_ttl",
@@ -156,13 +169,14 @@ def _env_value(field_name: str, raw: str) -> Any:
                 raise ConfigError(f"BRIDGE_MODEL_ALIASES: expected 'alias:model', got {pair!r}")
             aliases[alias.strip()] = target.strip()
         return aliases
-    if field_name == "passthrough":
+    if field_name in ("passthrough", "nonstream_keepalive"):
         lowered = raw.strip().lower()
         if lowered in ("1", "true", "yes", "on"):
             return True
         if lowered in ("0", "false", "no", "off"):
             return False
-        raise ConfigError(f"BRIDGE_PASSTHROUGH: expected true or false, got {raw!r}")
+        var = next(k for k, v in ENV_FIELDS.items() if v == field_name)
+        raise ConfigError(f"{var}: expected true or false, got {raw!r}")
     return raw.strip() or None
 
 

@@ -14,8 +14,21 @@ import msgspec
 from bridge.dify import events as ev
 from bridge.errors import BridgeError
 from bridge.openai.types import Usage
+from bridge.translate.citations import sources_list
+from bridge.translate.files import (
+    FileCollector,
+    RelativeLinkFixer,
+    file_from_message_file,
+    file_from_object,
+    files_in_outputs,
+    is_file_value,
+)
 from bridge.translate.reasoning import StepNarrator
 from bridge.translate.think import ThinkSplitter
+
+# FastGPT reports an answer that has reasoning but no content as an empty-response error
+# (clients.md); a run that showed its steps and then answered nothing ends with this instead.
+EMPTY_ANSWER_NOTE = "(The app finished without an answer.)"
 
 
 class ContentDelta(msgspec.Struct):
@@ -56,14 +69,15 @@ def usage_from_dify(usage: ev.DifyUsage | None) -> Usage | None:
 
 def workflow_answer(outputs: dict | None, output_variable: str | None) -> str:
     """The answer of a workflow run when it streamed no text: the chosen output variable,
-    the single string output as is, otherwise all outputs as JSON."""
-    outputs = outputs or {}
+    the single string output as is, otherwise all outputs as JSON. File outputs are left out
+    here: they are shown as Markdown links after the answer (see `translate.files`)."""
+    outputs = {k: v for k, v in (outputs or {}).items() if not is_file_value(v)}
     if output_variable is not None:
         value = outputs.get(output_variable)
     elif len(outputs) == 1:
         value = next(iter(outputs.values()))
     else:
-        value = outputs
+        value = outputs or None
     if value is None:
         return ""
     if isinstance(value, str):
@@ -102,7 +116,16 @@ def error_event_failure(event: ev.ErrorEvent) -> BridgeError:
 
 
 class StreamTranslator:
-    """Turns one Dify event stream into output items, tracking what the client has seen."""
+    """Turns one Dify event stream into output items, tracking what the client has seen.
+
+    - `reasoning`: narrate the flow's steps as reasoning lines (`StepNarrator`).
+    - `thinking`: the app's own LLM thinking (`<think>` blocks, `reasoning_chunk`) goes to the
+      reasoning channel; False drops it (model option `reasoning: off`).
+    - `hold_content`: moderation `hold` — answer text is kept back until `message_end`, so a
+      `message_replace` (rec. 44b/44d) swaps it before the client saw any of it.
+    - `citations`: append `retriever_resources` as a sources list.
+    - `files_base`: where Dify's relative `/files/…` URLs live; None leaves them as they are.
+    """
 
     def __init__(
         self,
@@ -110,7 +133,11 @@ class StreamTranslator:
         *,
         output_variable: str | None = None,
         reasoning: bool = False,
+        thinking: bool = True,
         split_think_tags: bool = True,
+        hold_content: bool = False,
+        citations: bool = False,
+        files_base: str | None = None,
     ) -> None:
         self.mode = mode
         self.output_variable = output_variable
@@ -122,9 +149,17 @@ class StreamTranslator:
         self.done = False
         self.answer = ""  # content as the client should finally hold it
         self.reasoning_text = ""
+        self.hold_content = hold_content
+        self._citations = citations
+        self._thinking = thinking
+        self._files_base = files_base
         self._streamed_text = False
+        self._line = ""  # reasoning of the current line, sent once the line is whole
+        self._held: list[str] = []
         self._narrator = StepNarrator() if reasoning else None
         self._think = ThinkSplitter() if split_think_tags else None
+        self._links = RelativeLinkFixer(files_base)
+        self._files = FileCollector()
 
     # -- public -------------------------------------------------------------------------
 
@@ -134,23 +169,42 @@ class StreamTranslator:
         self.started = True
         self._learn_ids(event)
         out: list[OutputItem] = []
-        if self._narrator is not None and not self._streamed_text:
+        if (
+            self._narrator is not None
+            and not self._streamed_text
+            and not isinstance(event, ev.ReasoningChunk)
+        ):
             # Steps are narrated until the answer starts; after that they would interleave
             # with it (in a chatflow the Answer streams while its node is still running).
             line = self._narrator.describe(event)
             if line:
-                out.append(self._reasoning(line))
+                out.extend(self._end_reasoning())
+                out.extend(self._reasoning(line))
         match event:
             case ev.Message(answer=text) | ev.AgentMessage(answer=text):
                 out.extend(self._text(text))
             case ev.TextChunk(data=data) if self.mode == "workflow":
                 out.extend(self._text(data.text))
+            case ev.ReasoningChunk(data=data) if self._thinking:
+                # The app's LLM thinking, already separated by Dify: the same channel as
+                # `<think>` blocks split out of the answer (rec. 47*).
+                out.extend(self._reasoning(data.reasoning))
+                if data.is_final:
+                    out.extend(self._end_reasoning())
+            case ev.MessageFile(belongs_to=owner) if owner in (None, "assistant"):
+                self._files.add(
+                    file_from_message_file(event.id, event.type, event.url, self._files_base)
+                )
             case ev.MessageReplace(answer=text):
-                out.extend(self._flush_think())
-                self.answer = text
-                out.append(ContentReplaced(text))
-            case ev.MessageEnd(metadata=metadata):
-                out.extend(self._finish(usage_from_dify(metadata.usage)))
+                out.extend(self._replace(text))
+            case ev.MessageEnd(metadata=metadata, files=files):
+                for item in files or []:
+                    self._files.add(file_from_object(item, self._files_base))
+                out.extend(
+                    self._finish(
+                        usage_from_dify(metadata.usage), sources=metadata.retriever_resources
+                    )
+                )
             case ev.WorkflowFinished(data=data):
                 out.extend(self._workflow_finished(data))
             case ev.ErrorEvent():
@@ -194,7 +248,23 @@ class StreamTranslator:
         self.message_id = event.message_id or self.message_id
         self.workflow_run_id = event.workflow_run_id or self.workflow_run_id
 
-    def _reasoning(self, text: str) -> ReasoningDelta:
+    def _reasoning(self, text: str) -> list[OutputItem]:
+        """Reasoning goes out one whole line per item: Cherry Studio trims every thinking
+        fragment, so a line split across chunks would lose its spaces (clients.md)."""
+        self._line += text
+        if "\n" not in self._line:
+            return []
+        whole, _, self._line = self._line.rpartition("\n")
+        return [self._emit_reasoning(line + "\n") for line in whole.split("\n")]
+
+    def _end_reasoning(self) -> list[OutputItem]:
+        """A thinking block ended: its last line is whole now."""
+        line, self._line = self._line, ""
+        if not line.strip():
+            return []
+        return [self._emit_reasoning(line + "\n")]
+
+    def _emit_reasoning(self, text: str) -> ReasoningDelta:
         self.reasoning_text += text
         return ReasoningDelta(text)
 
@@ -203,27 +273,70 @@ class StreamTranslator:
         if not text:
             return []
         self._streamed_text = True
+        return self._split(self._links.feed(text))
+
+    def _split(self, text: str) -> list[OutputItem]:
+        if not text:
+            return []
         if self._think is None:
-            self.answer += text
-            return [ContentDelta(text)]
+            return self._content(text)
         out: list[OutputItem] = []
         for kind, piece in self._think.feed(text):
-            out.append(self._piece(kind, piece))
+            out.extend(self._piece(kind, piece))
+        if not self._think.inside:
+            out.extend(self._end_reasoning())
         return out
 
-    def _piece(self, kind: str, piece: str) -> OutputItem:
+    def _piece(self, kind: str, piece: str) -> list[OutputItem]:
         if kind == "reasoning":
-            return self._reasoning(piece)
-        self.answer += piece
-        return ContentDelta(piece)
+            return self._reasoning(piece) if self._thinking else []
+        return self._content(piece)
 
-    def _flush_think(self) -> list[OutputItem]:
-        if self._think is None:
+    def _content(self, text: str) -> list[OutputItem]:
+        self.answer += text
+        if self.hold_content:
+            self._held.append(text)
             return []
-        return [self._piece(kind, piece) for kind, piece in self._think.flush()]
+        return [ContentDelta(text)]
 
-    def _finish(self, usage: Usage | None, reason: str = "stop") -> list[OutputItem]:
-        out = self._flush_think()
+    def _flush_text(self) -> list[OutputItem]:
+        """Everything held back for a possibly split tag or link goes out as it stands."""
+        out = self._split(self._links.flush())
+        if self._think is not None:
+            for kind, piece in self._think.flush():
+                out.extend(self._piece(kind, piece))
+        out.extend(self._end_reasoning())
+        return out
+
+    def _replace(self, text: str) -> list[OutputItem]:
+        out = self._flush_text()
+        self.answer = text
+        if self.hold_content:
+            # Nothing of the blocked answer has left the bridge; the replacement is the answer.
+            self._held = [text]
+            return out
+        out.append(ContentReplaced(text))
+        return out
+
+    def _finish(
+        self,
+        usage: Usage | None,
+        reason: str = "stop",
+        sources: list[dict] | None = None,
+    ) -> list[OutputItem]:
+        out = self._flush_text()
+        if self.hold_content:
+            self.hold_content = False
+            held, self._held = "".join(self._held), []
+            if held:
+                out.append(ContentDelta(held))
+        extras = [self._files.markdown(self.answer)]
+        if self._citations:
+            extras.append(sources_list(sources))
+        for block in filter(None, extras):
+            out.extend(self._content(("\n\n" if self.answer.strip() else "") + block))
+        if not self.answer.strip() and self.reasoning_text.strip():
+            out.extend(self._content(EMPTY_ANSWER_NOTE))
         self.done = True
         out.append(Finished(reason, usage))
         return out
@@ -240,8 +353,13 @@ class StreamTranslator:
                 return [self._fail(flow_failure(data.error, stopped=True))]
             return self._finish(None)
         out: list[OutputItem] = []
-        if self.mode == "workflow" and not self._streamed_text:
-            out.extend(self._text(workflow_answer(data.outputs, self.output_variable)))
+        if self.mode == "workflow":
+            for item in data.files or []:
+                self._files.add(file_from_object(item, self._files_base))
+            for produced in files_in_outputs(data.outputs, self._files_base):
+                self._files.add(produced)
+            if not self._streamed_text:
+                out.extend(self._text(workflow_answer(data.outputs, self.output_variable)))
         usage = None
         if data.total_tokens is not None:
             # Dify reports only a total for workflow runs; it is not split into prompt/completion.

@@ -35,6 +35,11 @@ class ThinkSplitter:
         self._details = ""  # a <details> block is emitted whole, minus its <summary>
         self._content_seen = False
 
+    @property
+    def inside(self) -> bool:
+        """A thinking block is open: its reasoning may continue in the next piece."""
+        return self._closer is not None
+
     def feed(self, text: str) -> list[Piece]:
         self._buffer += text
         out: list[Piece] = []

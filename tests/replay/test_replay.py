@@ -28,7 +28,8 @@ SUCCESS_CASES = [
      "[LightRAG stand-in, mode=hybrid] Based on the knowledge graph, the answer to "
      "“Who founded the Acme guild?” is 42.",
      "LightRAG /query…\nLightRAG /query done (1.0s)\nExtract response…\n"),
-    ("47a", "chat-messages", "chat", "Echo:  Hello there", "I should greet"),
+    # Thinking goes out in whole lines, each ending in a newline (issue 4, Cherry Studio).
+    ("47a", "chat-messages", "chat", "Echo:  Hello there", "I should greet\n"),
 ]
 
 
