@@ -13,7 +13,9 @@ from bridge.errors import BridgeError, bad_request
 from bridge.openai.types import ChatCompletionRequest
 from bridge.routing import ModelRegistry, credential_from_header
 from bridge.serving import KEEPALIVE, ChatService, DifyRun
+from bridge.settings import Settings
 from bridge.translate.openai_out import ChunkEncoder, CompletionAggregator, sse_comment
+from bridge.translate.stream import Failed
 
 log = structlog.get_logger("bridge.chat")
 
@@ -23,6 +25,8 @@ STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # For a new conversation the id arrives with Dify's first event; wait this long for it so the
 # response header can carry it, without holding back the stream's first byte for long.
 HEADER_WAIT_SECONDS = 1.0
+KEEPALIVE_BYTE = b" "
+_json = msgspec.json.Encoder()
 
 
 def decode_chat_request(body: bytes) -> ChatCompletionRequest:
@@ -68,24 +72,44 @@ async def chat_completions(request: Request) -> Response | Stream:
             include_usage=bool(chat.stream_options and chat.stream_options.include_usage),
             reasoning_format=reasoning_format,  # type: ignore[arg-type]
         )
-        headers = dict(STREAM_HEADERS)
-        if run.conversation_id:
-            headers[CONVERSATION_HEADER] = run.conversation_id
         return Stream(
             _frames(run, encoder, service),
             media_type="text/event-stream",
-            headers=headers,
+            headers=_headers(run, STREAM_HEADERS),
+        )
+    aggregator = CompletionAggregator(chat.model, reasoning_format=reasoning_format)  # type: ignore[arg-type]
+    if _nonstream_keepalive(service.settings, route.config.nonstream_keepalive):
+        await run.wait_started(HEADER_WAIT_SECONDS)
+        return Stream(
+            _padded_completion(run, aggregator, service),
+            media_type="application/json",
+            headers=_headers(run, STREAM_HEADERS),
         )
     try:
-        aggregator = CompletionAggregator(chat.model, reasoning_format=reasoning_format)  # type: ignore[arg-type]
         async for item in run.items(keepalive=None):
             if item is not KEEPALIVE:
                 aggregator.add(item)  # type: ignore[arg-type]
         completion = aggregator.result()
     finally:
         service.spawn(run.aclose())
-    headers = {CONVERSATION_HEADER: run.conversation_id} if run.conversation_id else {}
-    return Response(completion, headers=headers)
+    return Response(completion, headers=_headers(run, {}))
+
+
+def _headers(run: DifyRun, base: dict[str, str]) -> dict[str, str]:
+    headers = dict(base)
+    if run.conversation_id:
+        headers[CONVERSATION_HEADER] = run.conversation_id
+    return headers
+
+
+def _nonstream_keepalive(settings: Settings, per_model: bool | None) -> bool:
+    return settings.nonstream_keepalive if per_model is None else per_model
+
+
+def _log_failure(error: BridgeError) -> None:
+    # After the status line went out this is the only trace of the failure on our side;
+    # the request id comes from the bound context (app.RequestContext).
+    log.warning("run_failed", status=error.status, code=error.code, error=error.message)
 
 
 async def _frames(
@@ -97,11 +121,36 @@ async def _frames(
             if item is KEEPALIVE:
                 yield sse_comment("keepalive")
                 continue
+            if isinstance(item, Failed):
+                _log_failure(item.error)
             for frame in encoder.encode(item):  # type: ignore[arg-type]
                 yield frame
-    except BridgeError as exc:  # pragma: no cover - items() reports failures as items
-        log.warning("stream_failed", error=exc.message)
     finally:
         # Runs on normal end and when the client went away (the generator is closed):
         # stopping Dify must survive the cancelled request task.
+        service.spawn(run.aclose())
+
+
+async def _padded_completion(
+    run: DifyRun, aggregator: CompletionAggregator, service: ChatService
+) -> AsyncIterator[bytes]:
+    """A non-streaming answer behind whitespace keepalives. JSON allows leading whitespace and
+    the openai SDKs parse it; tunnels see bytes flowing (Cloudflare cuts a response whose
+    first byte takes ~100 s, clients.md). The status is already 200, so a failure becomes an
+    OpenAI error body with status 200 (docs/streaming.md)."""
+    try:
+        yield KEEPALIVE_BYTE
+        try:
+            async for item in run.items(keepalive=service.settings.keepalive_interval):
+                if item is KEEPALIVE:
+                    yield KEEPALIVE_BYTE
+                    continue
+                aggregator.add(item)  # type: ignore[arg-type]
+            body = aggregator.result()
+        except BridgeError as exc:
+            _log_failure(exc)
+            yield _json.encode(exc.body())
+            return
+        yield _json.encode(body)
+    finally:
         service.spawn(run.aclose())

@@ -32,7 +32,8 @@ ReasoningFormat = Literal["reasoning_content", "think"]
 _encoder = msgspec.json.Encoder()
 DONE = b"data: [DONE]\n\n"
 THINK_OPEN = "<think>\n"
-THINK_CLOSE = "\n</think>\n\n"
+# Reasoning items are whole lines ending in a newline, so the block closes on its own line.
+THINK_CLOSE = "</think>\n\n"
 
 
 def completion_id() -> str:
@@ -161,7 +162,8 @@ class CompletionAggregator:
             )
         content, reasoning = self.content, self.reasoning or None
         if reasoning and self.reasoning_format == "think":
-            content, reasoning = THINK_OPEN + reasoning.rstrip("\n") + THINK_CLOSE + content, None
+            # All of it at the start of content, where Open WebUI and Cherry Studio look for it.
+            content, reasoning = THINK_OPEN + reasoning + THINK_CLOSE + content, None
         return ChatCompletion(
             id=completion_id(),
             created=int(time.time()),
