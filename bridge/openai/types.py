@@ -93,6 +93,35 @@ class ChatCompletionRequest(Struct, kw_only=True):
     # Bridge extensions (the openai SDKs send them with `extra_body`).
     inputs: dict[str, Any] | None = None
     conversation_id: str | None = None
+    # Accepted and ignored: the Dify app owns sampling, tools and output format. Typed `Any`
+    # so a client's unusual value never fails the request; `bridge.inputs.ignored` logs them.
+    temperature: Any = None
+    top_p: Any = None
+    max_tokens: Any = None
+    max_completion_tokens: Any = None
+    stop: Any = None
+    presence_penalty: Any = None
+    frequency_penalty: Any = None
+    logit_bias: Any = None
+    logprobs: Any = None
+    top_logprobs: Any = None
+    seed: Any = None
+    tools: Any = None
+    tool_choice: Any = None
+    parallel_tool_calls: Any = None
+    functions: Any = None
+    function_call: Any = None
+    response_format: Any = None
+    reasoning_effort: Any = None
+    verbosity: Any = None
+    modalities: Any = None
+    audio: Any = None
+    prediction: Any = None
+    web_search_options: Any = None
+    service_tier: Any = None
+    store: Any = None
+    safety_identifier: Any = None
+    prompt_cache_key: Any = None
 
 
 # ---------------------------------------------------------------- responses
