@@ -24,7 +24,9 @@ Reasons a plan gives (``TurnPlan.reason``), in the order they are decided:
 - ``trailing`` — the last message is not from the user (an assistant prefill, a tool
   result): Dify cannot continue from such a message, so a new conversation starts with the
   whole history carried, ending with that message.
-- ``new`` — nothing but system messages before the user message: new conversation.
+- ``new`` — nothing but system messages before the user message: new conversation — unless
+  the lookup found the client's chat key bound to a live conversation (a client that sends
+  only its new message and names its chat with ``X-Conversation-Key``): then ``hit``.
 - ``hit`` — the store knows this history and it is the latest state of its conversation:
   continue that conversation with only the last user message.
 - ``fork`` — the store knows this history but its conversation has moved on since (the
@@ -129,7 +131,7 @@ def plan_turn(
         )
     if last_user != len(messages) - 1:
         return _new_with_history(shown, "trailing")
-    if all(role == "system" for role, _ in messages[:-1]):
+    if all(role == "system" for role, _ in messages[:-1]) and not _at_head(lookup):
         return _new_with_history(shown, "new")
     return _plan_from_lookup(messages[-1][1], shown, lookup)
 
@@ -161,6 +163,16 @@ def _new_with_history(
         reason=reason,
         carried_history=carries_history(shown),
         remember=remember,
+    )
+
+
+def _at_head(lookup: Lookup | None) -> bool:
+    """The lookup names a conversation whose latest state is the looked-up history."""
+    return (
+        lookup is not None
+        and not lookup.store_down
+        and lookup.conversation_id is not None
+        and lookup.head == lookup.fingerprint
     )
 
 

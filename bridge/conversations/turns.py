@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+import msgspec
 import structlog
 
 from bridge.conversations.fingerprint import (
@@ -36,13 +37,17 @@ async def look_up_turn(
     ``chat_key`` (from :func:`~bridge.conversations.fingerprint.chat_key`) is tried first;
     when its conversation is not at this history, the fingerprint may still find another
     stored branch, and failing that the keyed conversation is reported so the plan is a fork.
+    A client that sends only its new message (nothing but system messages before it) relies
+    on its chat key alone: the keyed conversation, if Dify still has it, is reported as being
+    at this history so that the plan continues it.
     The store is not consulted when nothing could have been stored: the last message is not
-    from the user, or only system messages precede it.
+    from the user, or only system messages precede it and there is no chat key.
     """
     prior = messages[:-1]
     prior_fingerprint = fingerprint_normalised(app_id, user, prior)
     not_found = Lookup(fingerprint=prior_fingerprint)
-    if not messages or messages[-1][0] != "user" or all(role == "system" for role, _ in prior):
+    only_new_message = all(role == "system" for role, _ in prior)
+    if not messages or messages[-1][0] != "user" or (only_new_message and chat_key is None):
         return not_found
     try:
         keyed = not_found
@@ -54,8 +59,12 @@ async def look_up_turn(
                     conversation_id=keyed_id,
                     head=await store.head(keyed_id),
                 )
+                if only_new_message and keyed.head is not None:
+                    return msgspec.structs.replace(keyed, head=prior_fingerprint)
                 if keyed.head == prior_fingerprint:
                     return keyed
+            if only_new_message:
+                return not_found
         stored = await store.get(prior_fingerprint)
         if stored is None:
             return keyed
