@@ -1,0 +1,92 @@
+"""Output moderation (`message_replace`, rec. 44b chat / 44d chatflow) per model option:
+`replace` streams and then sends the replacement; `hold` keeps the answer back until the end."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.stream.conftest import AUTH, HI
+from tests.support.recordings import load
+from tests.support.replay import DifyReplay
+from tests.support.sse import content_of, parse_sse
+
+BLOCKED = "[output blocked by keyword moderation]"
+ORIGINAL = "Echo: boom goes the dynamite"
+MODERATION_ON = {
+    "enabled": True,
+    "type": "keywords",
+    "config": {
+        "keywords": "kaboom\necho: boom",
+        "inputs_config": {"enabled": True, "preset_response": "[input blocked by keyword moderation]"},
+        "outputs_config": {"enabled": True, "preset_response": BLOCKED},
+    },
+}
+
+
+def parameters(sensitive_word_avoidance: dict | None):
+    """`GET /parameters` as recorded for a chat app (30e), with the moderation feature set."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if sensitive_word_avoidance is None:
+            return httpx.Response(404, json={"code": "not_found", "message": "old Dify", "status": 404})
+        body = load("30e").json
+        body["sensitive_word_avoidance"] = sensitive_word_avoidance
+        return httpx.Response(200, json=body)
+
+    return answer
+
+
+def replay(rec: str, mode: str, feature: dict | None) -> DifyReplay:
+    return DifyReplay(routes={"chat-messages": load(rec), "parameters": parameters(feature)}, mode=mode)
+
+
+async def stream(bridge_for, replay_: DifyReplay, moderation: str) -> list[dict]:
+    async with bridge_for(replay_, models=[{"id": "o1", "moderation": moderation, "reasoning": "off"}]) as client:
+        response = await client.post("/v1/chat/completions", json={**HI, "stream": True}, headers=AUTH)
+    chunks, done, _ = parse_sse(response.text)
+    assert done
+    return chunks
+
+
+@pytest.mark.parametrize(("rec", "mode"), [("44b", "chat"), ("44d", "advanced-chat")])
+async def test_replace_streams_the_answer_then_the_replacement(bridge_for, rec, mode):
+    chunks = await stream(bridge_for, replay(rec, mode, MODERATION_ON), "replace")
+    assert content_of(chunks) == f"{ORIGINAL}\n\n{BLOCKED}"
+
+
+@pytest.mark.parametrize(("rec", "mode"), [("44b", "chat"), ("44d", "advanced-chat")])
+@pytest.mark.parametrize("feature", [MODERATION_ON, None], ids=["moderation-on", "parameters-unknown"])
+async def test_hold_never_shows_blocked_text(bridge_for, rec, mode, feature):
+    replay_ = replay(rec, mode, feature)
+    chunks = await stream(bridge_for, replay_, "hold")
+    assert content_of(chunks) == BLOCKED
+    assert "boom" not in "".join(str(c) for c in chunks)
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+async def test_hold_sends_an_unmoderated_answer_whole_at_the_end(bridge_for):
+    chunks = await stream(bridge_for, replay("30a", "chat", MODERATION_ON), "hold")
+    contents = [c["choices"][0]["delta"]["content"] for c in chunks[1:] if c["choices"][0]["delta"].get("content")]
+    assert contents == ["Echo: hello llm world"]
+
+
+async def test_hold_is_skipped_when_the_app_has_no_output_moderation(bridge_for):
+    off = {**MODERATION_ON, "config": {**MODERATION_ON["config"], "outputs_config": {"enabled": False}}}
+    replay_ = replay("30a", "chat", off)
+    chunks = await stream(bridge_for, replay_, "hold")
+    contents = [c["choices"][0]["delta"]["content"] for c in chunks[1:] if c["choices"][0]["delta"].get("content")]
+    assert contents == ["Echo:", " hello", " llm", " world"]
+
+
+async def test_moderation_lookup_is_cached_per_app():
+    from bridge.dify.client import DifyClient, DifyTarget
+    from bridge.serving import OutputModerationCache
+
+    replay_ = replay("30a", "chat", MODERATION_ON)
+    async with httpx.AsyncClient(transport=replay_.transport) as http:
+        cache = OutputModerationCache(DifyClient(http), ttl=60)
+        target = DifyTarget("http://dify.test/v1", "app-replaykey0000000000")
+        assert await cache.enabled(target) is True
+        assert await cache.enabled(target) is True
+    assert sum(r.url.path.endswith("/parameters") for r in replay_.requests) == 1
