@@ -295,23 +295,32 @@ class DifyRun:
                     )
                 yield out
 
+    @property
+    def started(self) -> bool:
+        """Dify sent its first real event (or the stream already ended)."""
+        return self._started.is_set()
+
     async def _recover(self) -> bool:
         """The stored conversation no longer exists at Dify: drop the mapping and run the turn
         again as a new conversation carrying the history (issue 3). The client has seen
         nothing but keepalives so far."""
+        try:
+            await self.restart_as_new()
+        except BridgeError:
+            return False
+        return True
+
+    async def restart_as_new(self) -> None:
+        """:meth:`_recover`, raising the :class:`BridgeError` if the new run cannot start."""
         lost = self.turn.call.conversation_id
         log.warning("dify_conversation_lost", conversation_id=lost)
         await self._release()
         if lost:
             await self.service.keeper.forget(lost)
-        try:
-            events, stack, turn = await self.service.open_stream(
-                self.service.replan_as_new(self.turn)
-            )
-        except BridgeError:
-            return False
+        events, stack, turn = await self.service.open_stream(
+            self.service.replan_as_new(self.turn)
+        )
         self._attach(turn, events, stack)
-        return True
 
     async def _release(self) -> None:
         self._pump_task.cancel()
@@ -470,7 +479,15 @@ class ChatService:
             if turn.call.conversation_id:
                 await self.keeper.forget(turn.call.conversation_id)
             events, stack, turn = await self.open_stream(self.replan_as_new(turn))
-        return DifyRun(self, turn, events, stack)
+        run = DifyRun(self, turn, events, stack)
+        if turn.continues_stored_conversation and turn.mode in FLOW_MODES:
+            # A chatflow pings and hangs on a conversation it no longer has (rec. 13a). Check
+            # before the route answers: its `X-Dify-Conversation-Id` header must name the
+            # conversation the answer really comes from, and a stream's headers go out first.
+            await run.wait_started(self.settings.conversation_check_timeout)
+            if not run.started:
+                await run.restart_as_new()
+        return run
 
     async def open_stream(
         self, turn: PreparedTurn
