@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,14 +13,17 @@ import structlog
 from litestar import Litestar, Request, Response
 from litestar.config.cors import CORSConfig
 from litestar.exceptions import HTTPException
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.middleware.base import DefineMiddleware
 
+from bridge.access import InFlight, RequestContext
 from bridge.conversations import open_store
 from bridge.dify.client import DifyClient
 from bridge.errors import BridgeError
 from bridge.logging import configure_logging
-from bridge.routes.chat import chat_completions
-from bridge.routes.health import healthz, index
+from bridge.metrics import DifyErrorCounting, MetricsController, prometheus_config
+from bridge.readiness import Readiness
+from bridge.routes.chat import CONVERSATION_HEADER, chat_completions
+from bridge.routes.health import healthz, index, readyz
 from bridge.routes.models import list_models, retrieve_model
 from bridge.routing import ModelRegistry
 from bridge.serving import ChatService
@@ -66,53 +68,28 @@ def _unexpected(request: Request, exc: Exception) -> Response[Any]:
     )
 
 
-class RequestContext:
-    """ASGI middleware: request id in and out (`X-Request-Id`), one access log line per request,
-    written when the response body (a whole stream, for SSE) has been sent."""
+def _secrets(settings: Settings) -> list[str]:
+    """Every key the bridge knows, masked verbatim in logs whatever its shape."""
+    keys = [*settings.api_keys, *(m.app_key for m in settings.models if m.app_key)]
+    if settings.dify_api_key:
+        keys.append(settings.dify_api_key)
+    return keys
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope["headers"])
-        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = (
-            incoming
-            if 0 < len(incoming) <= 128 and incoming.isprintable()
-            else ("req_" + uuid.uuid4().hex)
-        )
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        started = time.perf_counter()
-        status = 0
-        first_byte: float | None = None
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status, first_byte
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", request_id.encode()),
-                ]
-            elif message["type"] == "http.response.body":
-                if first_byte is None and message.get("body"):
-                    first_byte = time.perf_counter()
-                if not message.get("more_body", False):
-                    log.info(
-                        "request",
-                        method=scope["method"],
-                        path=scope["path"],
-                        status=status,
-                        ttfb_ms=round(((first_byte or time.perf_counter()) - started) * 1000, 1),
-                        duration_ms=round((time.perf_counter() - started) * 1000, 1),
-                    )
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
+def _cors(settings: Settings) -> CORSConfig | None:
+    """Off unless origins are configured: browsers then may call the API directly."""
+    if not settings.cors_origins:
+        return None
+    conversation_headers = [CONVERSATION_HEADER, settings.conversation_key_header]
+    if settings.task_header:
+        conversation_headers.append(settings.task_header)
+    return CORSConfig(
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-Id", *conversation_headers],
+        expose_headers=["X-Request-Id", CONVERSATION_HEADER],
+        max_age=600,
+    )
 
 
 def create_app(
@@ -123,17 +100,24 @@ def create_app(
     """Build the bridge. `dify_transport` replaces the network towards Dify (tests replay
     recorded Dify responses through it)."""
     settings = settings or load_settings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, secrets=_secrets(settings))
+    in_flight = InFlight()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         timeout = httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout)
         limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
         async with contextlib.AsyncExitStack() as stack:
+            transport = dify_transport or httpx.AsyncHTTPTransport(limits=limits)
             http = await stack.enter_async_context(
                 httpx.AsyncClient(
-                    timeout=timeout, limits=limits, trust_env=False, transport=dify_transport
+                    timeout=timeout, trust_env=False, transport=DifyErrorCounting(transport)
                 )
+            )
+            # Readiness probes get their own client: short timeouts, and their expected 401s
+            # are not Dify errors worth counting.
+            probe_http = await stack.enter_async_context(
+                httpx.AsyncClient(trust_env=False, transport=dify_transport)
             )
             effective = settings
             base_url = settings.dify_api_url
@@ -150,6 +134,9 @@ def create_app(
             stack.push_async_callback(store.close)
             service = ChatService(effective, DifyClient(http), store)
             app.state.chat_service = service
+            app.state.readiness = Readiness(
+                app.state.registry, probe_http, settings.ready_cache_ttl
+            )
             log.info(
                 "bridge_ready",
                 models=app.state.registry.listed_ids(),
@@ -159,19 +146,34 @@ def create_app(
             try:
                 yield
             finally:
+                # Requests uvicorn cancelled at the end of the grace period are still
+                # writing their last frame and spawning their Dify stop calls.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(5.0):
+                        await in_flight.wait_idle()
                 await service.drain()
 
-    cors = CORSConfig(allow_origins=settings.cors_origins) if settings.cors_origins else None
     return Litestar(
-        route_handlers=[chat_completions, list_models, retrieve_model, healthz, index],
+        route_handlers=[
+            chat_completions,
+            list_models,
+            retrieve_model,
+            healthz,
+            readyz,
+            index,
+            MetricsController,
+        ],
         lifespan=[lifespan],
-        middleware=[RequestContext],
+        middleware=[
+            prometheus_config().middleware,
+            DefineMiddleware(RequestContext, in_flight=in_flight),
+        ],
         exception_handlers={
             BridgeError: _bridge_error,
             HTTPException: _http_error,
             Exception: _unexpected,
         },
-        cors_config=cors,
+        cors_config=_cors(settings),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=None,
         debug=False,

@@ -1,4 +1,4 @@
-"""`dify-bridge serve | emulator | models` — a small click CLI."""
+"""`dify-bridge serve | check | emulator | models` — a small click CLI."""
 
 from __future__ import annotations
 
@@ -62,7 +62,9 @@ def serve(
         reload=reload,
         log_level="warning",
         access_log=False,
-        timeout_graceful_shutdown=30,
+        # On SIGTERM uvicorn stops accepting and lets running requests finish for this long;
+        # then it cancels them and bridge.access ends each stream with an error chunk.
+        timeout_graceful_shutdown=settings.shutdown_grace,  # type: ignore[arg-type]
     )
 
 
@@ -93,6 +95,36 @@ def emulator(host: str, port: int, dsl_dir: str | None) -> None:
         click.echo(f"app {name}: key {key}")
     click.echo(f"Dify API: http://{host}:{port}/v1")
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@main.command()
+@click.option(
+    "--config", "config", type=click.Path(dir_okay=False), default=None, envvar="BRIDGE_CONFIG"
+)
+def check(config: str | None) -> None:
+    """Check every managed model against Dify: key, app, mode, inputs. Exit 1 on a failure."""
+    import asyncio
+
+    from bridge.config_check import check_config, render_table
+    from bridge.logging import configure_logging
+
+    settings = _load(config)
+    configure_logging("warning", settings.log_format)
+    report = asyncio.run(check_config(settings))
+    where = "the built-in emulator, demo mode" if report.demo else "DIFY_API_URL"
+    click.echo(f"Dify: {report.dify_url} ({where})")
+    if report.dify_problem:
+        click.echo(f"Dify: FAIL: {report.dify_problem}")
+    if report.models:
+        for line in render_table(report):
+            click.echo(line)
+    else:
+        click.echo("No managed models configured: passthrough clients bring their own keys.")
+    failed = [m.model for m in report.models if not m.ok]
+    if report.dify_problem or failed:
+        click.echo(f"FAILED: {', '.join(failed) or 'Dify'}", err=True)
+        sys.exit(1)
+    click.echo(f"OK: {len(report.models)} model(s)")
 
 
 @main.command()

@@ -9,13 +9,20 @@ from typing import Any
 
 import structlog
 
-# Anything shaped like a Dify app key or a bearer credential is masked in every log field.
-_SECRET = re.compile(r"(app-[A-Za-z0-9]{4})[A-Za-z0-9_-]+|(Bearer\s+)\S+")
+# Anything shaped like a Dify app key, an `sk-` key or a bearer credential is masked in every
+# log field; the keys the configuration names are masked verbatim whatever their shape.
+_SECRET = re.compile(
+    r"(app-[A-Za-z0-9]{4})[A-Za-z0-9_-]+|(sk-)[A-Za-z0-9_-]{6,}|(Bearer\s+)\S+"
+)
+_known_secrets: list[str] = []
 
 
 def _mask(value: Any) -> Any:
     if isinstance(value, str):
-        return _SECRET.sub(lambda m: (m.group(1) or m.group(2)) + "…", value)
+        for secret in _known_secrets:
+            if secret in value:
+                value = value.replace(secret, "<redacted>")
+        return _SECRET.sub(lambda m: (m.group(1) or m.group(2) or m.group(3)) + "…", value)
     if isinstance(value, dict):
         return {k: _mask(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -27,7 +34,13 @@ def redact_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any
     return {key: _mask(value) for key, value in event_dict.items()}
 
 
-def configure_logging(level: str = "info", fmt: str = "auto") -> None:
+def configure_logging(
+    level: str = "info", fmt: str = "auto", *, secrets: list[str] | None = None
+) -> None:
+    """`secrets`: exact strings (bridge keys, Dify keys) never to appear in a log line."""
+    if secrets is not None:
+        # Longest first, so a key that contains another one is masked whole.
+        _known_secrets[:] = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: Any = (
         structlog.processors.JSONRenderer()

@@ -289,6 +289,8 @@ class DifyRun:
                 yield KEEPALIVE
             for out in outputs:
                 if isinstance(out, Finished):
+                    if out.usage:  # for the access log line (bridge.access)
+                        structlog.contextvars.bind_contextvars(**msgspec.to_builtins(out.usage))
                     # Remember before the client sees the end: its next turn may follow at once.
                     await self.service.keeper.remember(
                         self.turn.context, self.translator.answer, self.conversation_id

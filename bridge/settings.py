@@ -90,6 +90,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     log_level: str = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
     cors_origins: list[str] = msgspec.field(default_factory=list)
+    # On SIGTERM: seconds running requests (streams) may take to finish before they are cut
+    # with an error chunk and their Dify tasks stopped (uvicorn's timeout_graceful_shutdown).
+    shutdown_grace: float = 30.0
+    # How long a `/readyz` result (Dify reachable, keys accepted) is reused.
+    ready_cache_ttl: float = 10.0
 
     def __repr__(self) -> str:
         return (
@@ -130,6 +135,8 @@ ENV_FIELDS: dict[str, str] = {
     "BRIDGE_MAX_BODY_BYTES": "max_body_bytes",
     "BRIDGE_EMULATOR_DSL_DIR": "emulator_dsl_dir",
     "BRIDGE_CORS_ORIGINS": "cors_origins",
+    "BRIDGE_SHUTDOWN_GRACE": "shutdown_grace",
+    "BRIDGE_READY_CACHE_TTL": "ready_cache_ttl",
     "LOG_LEVEL": "log_level",
     "LOG_FORMAT": "log_format",
 }
@@ -235,6 +242,9 @@ def _check(settings: Settings) -> None:
     ):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name}: must be positive")
+    for name in ("shutdown_grace", "ready_cache_ttl"):
+        if getattr(settings, name) < 0:
+            raise ConfigError(f"{name}: must not be negative")
     for url_field in ("dify_api_url", "dify_public_url"):
         url = getattr(settings, url_field)
         if url is not None and not re.match(r"^https?://[^/\s]+", url):

@@ -1,18 +1,27 @@
-"""Liveness, and the small index page that says what this is."""
+"""Liveness, readiness, and the small index page that says what this is."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request, get
+from litestar import Request, Response, get
 
 from bridge import __version__
+from bridge.readiness import Readiness
 from bridge.routing import ModelRegistry
 
 
 @get("/healthz")
 async def healthz() -> dict[str, str]:
+    """The process is alive and serving HTTP; says nothing about Dify (see /readyz)."""
     return {"status": "ok"}
+
+
+@get("/readyz")
+async def readyz(request: Request) -> Response[dict[str, Any]]:
+    readiness: Readiness = request.app.state.readiness
+    report = await readiness.report()
+    return Response(report.body(), status_code=200 if report.ready else 503)
 
 
 @get("/")

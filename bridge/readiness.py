@@ -1,0 +1,110 @@
+"""Readiness: can this bridge serve requests right now?
+
+Dify must answer, and with managed models every app key must be accepted (`GET /info` 200).
+Probes are short and their result is cached (`Settings.ready_cache_ttl`) so that a load
+balancer polling `/readyz` every second does not turn into a stream of Dify calls; callers
+that arrive while a probe runs wait for that probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+import msgspec
+
+from bridge.dify.client import DifyTarget
+from bridge.routing import ModelRegistry
+
+PROBE_TIMEOUT = 5.0
+
+
+class Check(msgspec.Struct, kw_only=True, omit_defaults=True):
+    ok: bool
+    detail: str | None = None  # why it failed; never a key
+
+
+class ReadinessReport(msgspec.Struct, kw_only=True):
+    dify: Check
+    models: dict[str, Check]
+    checked_at: float  # time.monotonic() of the probe
+
+    @property
+    def ready(self) -> bool:
+        return self.dify.ok and all(check.ok for check in self.models.values())
+
+    def body(self) -> dict[str, Any]:
+        failed = (["dify"] if not self.dify.ok else []) + [
+            f"model:{model}" for model, check in self.models.items() if not check.ok
+        ]
+        return {
+            "status": "ready" if self.ready else "not_ready",
+            "failed": failed,
+            "checks": msgspec.to_builtins({"dify": self.dify, "models": self.models}),
+            "age_seconds": round(time.monotonic() - self.checked_at, 1),
+        }
+
+
+async def probe_dify(http: httpx.AsyncClient, base_url: str) -> Check:
+    """Dify's Service API answers `/info` without a key with 401: that is enough to know it
+    is there and that the URL points at the API (a wrong path answers 404)."""
+    try:
+        response = await http.get(base_url.rstrip("/") + "/info", timeout=PROBE_TIMEOUT)
+    except httpx.TimeoutException:
+        return Check(ok=False, detail=f"no answer from {base_url} within {PROBE_TIMEOUT:g}s")
+    except httpx.TransportError as exc:
+        return Check(ok=False, detail=f"cannot connect to {base_url} ({type(exc).__name__})")
+    if response.status_code in (200, 401, 403):
+        return Check(ok=True)
+    if response.status_code == 404:
+        return Check(
+            ok=False, detail=f"{base_url}/info answered 404: is DIFY_API_URL the …/v1 API base?"
+        )
+    return Check(ok=False, detail=f"{base_url} answered HTTP {response.status_code}")
+
+
+async def probe_key(http: httpx.AsyncClient, target: DifyTarget) -> Check:
+    try:
+        response = await http.get(target.url("info"), headers=target.headers, timeout=PROBE_TIMEOUT)
+    except httpx.TimeoutException:
+        return Check(ok=False, detail="Dify did not answer in time")
+    except httpx.TransportError as exc:
+        return Check(ok=False, detail=f"Dify unreachable ({type(exc).__name__})")
+    if response.status_code == 200:
+        return Check(ok=True)
+    if response.status_code in (401, 403):
+        return Check(ok=False, detail=f"Dify rejected the app key (HTTP {response.status_code})")
+    return Check(ok=False, detail=f"Dify answered HTTP {response.status_code} to /info")
+
+
+class Readiness:
+    def __init__(self, registry: ModelRegistry, http: httpx.AsyncClient, ttl: float) -> None:
+        self._registry = registry
+        self._http = http
+        self._ttl = ttl
+        self._last: ReadinessReport | None = None
+        self._lock = asyncio.Lock()
+
+    async def report(self) -> ReadinessReport:
+        async with self._lock:
+            last = self._last
+            if last is None or time.monotonic() - last.checked_at >= self._ttl:
+                last = self._last = await self._probe()
+            return last
+
+    async def _probe(self) -> ReadinessReport:
+        registry = self._registry
+        managed = [registry.models[model_id] for model_id in registry.managed_ids]
+        targets = {
+            model.id: DifyTarget(model.dify_url or registry.base_url, model.app_key or "")
+            for model in managed
+        }
+        dify, *keys = await asyncio.gather(
+            probe_dify(self._http, registry.base_url),
+            *(probe_key(self._http, target) for target in targets.values()),
+        )
+        return ReadinessReport(
+            dify=dify, models=dict(zip(targets, keys, strict=True)), checked_at=time.monotonic()
+        )
