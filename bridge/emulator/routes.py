@@ -9,6 +9,7 @@ from typing import Any
 
 from litestar import Request, Response, delete, get, post
 from litestar.datastructures import UploadFile
+from litestar.params import FromPath
 from litestar.response import Stream
 
 from . import errors
@@ -191,17 +192,17 @@ async def _stop(request: Request, task_id: str, allowed: set[str], mismatch) -> 
 
 
 @post("/v1/chat-messages/{task_id:str}/stop", status_code=200)
-async def stop_chat(request: Request, task_id: str) -> Response:
+async def stop_chat(request: Request, task_id: FromPath[str]) -> Response:
     return await _stop(request, task_id, set(CHAT_MODES), errors.not_chat_app)
 
 
 @post("/v1/completion-messages/{task_id:str}/stop", status_code=200)
-async def stop_completion(request: Request, task_id: str) -> Response:
+async def stop_completion(request: Request, task_id: FromPath[str]) -> Response:
     return await _stop(request, task_id, {"completion"}, errors.app_unavailable)
 
 
 @post("/v1/workflows/tasks/{task_id:str}/stop", status_code=200)
-async def stop_workflow(request: Request, task_id: str) -> Response:
+async def stop_workflow(request: Request, task_id: FromPath[str]) -> Response:
     return await _stop(request, task_id, {"workflow"}, errors.not_workflow_app)
 
 
@@ -383,7 +384,7 @@ async def clear_journal(request: Request) -> None:
 
 
 @get("/_emulator/files/{file_id:str}")
-async def get_file(request: Request, file_id: str) -> Response:
+async def get_file(request: Request, file_id: FromPath[str]) -> Response:
     stored = emulator_of(request).store.files.get(file_id)
     if stored is None:
         raise errors.DifyError("not_found", "File not found.", 404)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Request, get
+from litestar.params import FromPath
 
 from bridge.errors import model_not_found
 from bridge.openai.types import Model, ModelList
@@ -24,7 +25,7 @@ async def list_models(request: Request) -> ModelList:
 
 
 @get(["/v1/models/{model_id:str}", "/models/{model_id:str}"])
-async def retrieve_model(request: Request, model_id: str) -> Model:
+async def retrieve_model(request: Request, model_id: FromPath[str]) -> Model:
     registry: ModelRegistry = request.app.state.registry
     if registry.known(model_id) or (registry.settings.passthrough and not registry.managed_ids):
         return _model(registry, model_id)
