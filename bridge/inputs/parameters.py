@@ -39,11 +39,27 @@ class FormField(msgspec.Struct, kw_only=True):
 
 
 class _FieldSpec(msgspec.Struct, kw_only=True):
+    # Loosely typed: DSLs edited by hand carry "", "48" or null here, and one odd field must
+    # not cost the whole form.
     variable: str
-    label: str | None = None
-    required: bool | None = None
-    max_length: int | None = None
-    options: list[Any] | None = None
+    label: Any = None
+    required: Any = None
+    max_length: Any = None
+    options: Any = None
+
+
+def _positive_int(value: Any) -> int | None:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)
 
 
 class ImageUpload(msgspec.Struct, kw_only=True):
@@ -141,14 +157,15 @@ def parse_parameters(body: Any) -> AppParameters:
         if not isinstance(spec, dict) or not spec.get("variable"):
             continue
         parsed = msgspec.convert(spec, _FieldSpec, strict=False)
+        options = parsed.options if isinstance(parsed.options, list) else []
         form.append(
             FormField(
                 kind=str(kind),
                 variable=parsed.variable,
-                label=parsed.label or parsed.variable,
-                required=bool(parsed.required),
-                max_length=parsed.max_length or None,
-                options=[str(o) for o in parsed.options or []],
+                label=str(parsed.label or parsed.variable),
+                required=_flag(parsed.required),
+                max_length=_positive_int(parsed.max_length),
+                options=[str(o) for o in options],
             )
         )
     return AppParameters(
@@ -202,5 +219,7 @@ class ParametersCache:
             reason = f"Dify unreachable ({type(exc).__name__})"
         except (msgspec.ValidationError, TypeError, ValueError) as exc:
             reason = f"unexpected /parameters body ({exc})"
+        except Exception as exc:  # best effort by design: a chat never fails for this
+            reason = f"{type(exc).__name__}: {exc}"
         log.warning("dify_parameters_unavailable", target=repr(target), reason=reason)
         return None

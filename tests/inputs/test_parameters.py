@@ -120,3 +120,26 @@ async def test_cache_expires_after_ttl_and_invalidate_forces_a_refetch():
 async def test_unreadable_parameters_give_none_not_an_error(failure):
     cache = ParametersCache(FakeDify([failure]), ttl=300)
     assert await cache.get(TARGET) is None
+
+
+def test_hand_edited_form_fields_are_read_loosely():
+    params = parse_parameters(
+        {
+            "user_input_form": [
+                {"text-input": {"variable": "a", "max_length": "", "required": "false"}},
+                {"text-input": {"variable": "b", "max_length": "48", "options": None}},
+                {"select": {"variable": "c", "options": [1, 2]}},
+                {"odd": "not a dict"},
+            ]
+        }
+    )
+    assert [(f.variable, f.required, f.max_length, f.options) for f in params.form] == [
+        ("a", False, None, []),
+        ("b", False, 48, []),
+        ("c", False, None, ["1", "2"]),
+    ]
+
+
+async def test_an_unexpected_failure_while_fetching_still_gives_none():
+    cache = ParametersCache(FakeDify([RuntimeError("boom")]), ttl=300)
+    assert await cache.get(TARGET) is None
