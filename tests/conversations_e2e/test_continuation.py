@@ -108,6 +108,16 @@ def test_regenerating_an_answer_forks_a_new_conversation_and_the_new_branch_cont
     assert follow_up.conversation_id == regenerated.conversation_id
     assert previous_query(follow_up.answer) == fork["query"]
 
+    # The old branch is untouched: continuing it still continues the first conversation.
+    old_branch = chat.say("four on the old branch")
+    body = emulator.journal(user)[-1]
+    assert (body["conversation_id"], body["query"]) == (
+        first.conversation_id,
+        "four on the old branch",
+    )
+    assert old_branch.conversation_id == first.conversation_id
+    assert previous_query(old_branch.answer) == "three"
+
 
 def test_a_conversation_pinned_by_header_or_body_is_continued_with_the_new_message(
     client, emulator, user
