@@ -239,9 +239,14 @@ class RequestContext:
         except asyncio.CancelledError:
             # uvicorn cancels what is still running when the shutdown grace period is over:
             # end the response properly instead of cutting the connection mid-frame.
-            if not finished:
-                await _cut_short(watch, send, request_id)
-            raise
+            if finished:
+                raise
+            await _cut_short(watch, send, request_id)
+            # The response is complete now and nothing awaits this request task: ending it
+            # normally spares the log uvicorn's "Exception in ASGI application" traceback.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
         finally:
             try:
                 finish()

@@ -146,6 +146,7 @@ def create_app(
             try:
                 yield
             finally:
+                log.info("bridge_stopping", requests_in_flight=in_flight.count)
                 # Requests uvicorn cancelled at the end of the grace period are still
                 # writing their last frame and spawning their Dify stop calls.
                 with contextlib.suppress(TimeoutError):
