@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 import msgspec
 import structlog
@@ -10,7 +13,7 @@ from litestar import Request, Response, post
 from litestar.response import Stream
 
 from bridge.errors import BridgeError, bad_request
-from bridge.openai.types import ChatCompletionRequest
+from bridge.openai.types import ChatCompletion, ChatCompletionRequest
 from bridge.routing import ModelRegistry, credential_from_header
 from bridge.serving import KEEPALIVE, ChatService, DifyRun
 from bridge.settings import Settings
@@ -26,6 +29,7 @@ STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # response header can carry it, without holding back the stream's first byte for long.
 HEADER_WAIT_SECONDS = 1.0
 KEEPALIVE_BYTE = b" "
+CLIENT_CLOSED = 499  # nginx's code for "client closed request"; nobody reads it
 _json = msgspec.json.Encoder()
 
 
@@ -62,7 +66,9 @@ async def chat_completions(request: Request) -> Response | Stream:
         chat_key=request.headers.get(settings.conversation_key_header),
         task_header=request.headers.get(settings.task_header) if settings.task_header else None,
     )
-    structlog.contextvars.bind_contextvars(model=chat.model, mode=turn.mode)
+    structlog.contextvars.bind_contextvars(
+        model=chat.model, mode=turn.mode, conversation=turn.context.plan.reason
+    )
     run = await service.start(turn)
     reasoning_format = service.reasoning_format(route)
     if chat.stream:
@@ -86,13 +92,46 @@ async def chat_completions(request: Request) -> Response | Stream:
             headers=_headers(run, STREAM_HEADERS),
         )
     try:
-        async for item in run.items(keepalive=None):
-            if item is not KEEPALIVE:
-                aggregator.add(item)  # type: ignore[arg-type]
-        completion = aggregator.result()
+        completion = await _unless_client_leaves(request, _aggregate(run, aggregator))
     finally:
         service.spawn(run.aclose())
+    if completion is None:
+        return Response(b"", status_code=CLIENT_CLOSED)
     return Response(completion, headers=_headers(run, {}))
+
+
+async def _aggregate(run: DifyRun, aggregator: CompletionAggregator) -> ChatCompletion:
+    async for item in run.items(keepalive=None):
+        if item is not KEEPALIVE:
+            aggregator.add(item)  # type: ignore[arg-type]
+    return aggregator.result()
+
+
+async def _unless_client_leaves(
+    request: Request, work: Coroutine[Any, Any, ChatCompletion]
+) -> ChatCompletion | None:
+    """Run `work` unless the client disconnects first (then None). A plain handler is not
+    cancelled when its client goes away, and the Dify run would go on to the end."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_client_gone(request))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            return task.result()
+        log.info("client_disconnected")
+        return None
+    finally:
+        for pending in (task, gone):
+            if not pending.done():
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending
+
+
+async def _client_gone(request: Request) -> None:
+    # The body was read already, so the next ASGI message is the disconnect.
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _headers(run: DifyRun, base: dict[str, str]) -> dict[str, str]:
