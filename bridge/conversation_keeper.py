@@ -86,10 +86,10 @@ class ConversationKeeper:
         pinned: str | None,
         client_chat_key: str | None,
         background: bool,
+        system_in_query: bool = True,
     ) -> TurnContext:
         messages = normalise_messages(m.to_dict() for m in request.messages)
         app_id = app_identity(target)
-        system_in_query = config.system_input is None
         if mode not in CHAT_MODES or background:
             # Workflow/completion apps keep no conversation; background tasks must not create
             # or advance the user's one. Both get one self-contained query.

@@ -413,6 +413,7 @@ class ChatService:
         if pinned_id and mode in CHAT_MODES:
             await self._check_conversation(route, pinned_id, user)
         background = self.keeper.is_background_task(request, task_header)
+        mapped = await self.inputs.map(request, route, mode, user)
         context = await self.keeper.plan(
             request,
             config=route.config,
@@ -422,8 +423,9 @@ class ChatService:
             pinned=pinned_id,
             client_chat_key=chat_key,
             background=background,
+            # System text that no app variable took is carried in the query (never dropped).
+            system_in_query=mapped.system_prompt is not None,
         )
-        mapped = await self.inputs.map(request, route, mode, user)
         turn = PreparedTurn(
             route=route,
             request=request,
@@ -503,6 +505,7 @@ class ChatService:
                 )
             except DifyAPIError as exc:
                 await stack.aclose()
+                self.inputs.note_dify_error(turn.route.target, turn.user, exc)
                 fallback = WRONG_MODE_FALLBACK.get(exc.code or "")
                 if fallback and turn.route.config.mode == "auto" and fallback != turn.mode:
                     log.info("dify_mode_corrected", model=turn.route.model, mode=fallback)

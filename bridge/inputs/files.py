@@ -110,7 +110,7 @@ def _broken(param: str, what: str, exc: DataError) -> BridgeError:
 
 
 def _image(part: ImagePart, param: str) -> TurnFile:
-    url = part.image_url.url.strip()
+    url = part.url.strip()
     if url[:5].lower() == "data:":
         try:
             data = parse_data_uri(url)

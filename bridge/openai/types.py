@@ -24,7 +24,12 @@ class ImageURL(Struct, kw_only=True):
 
 
 class ImagePart(Struct, tag_field="type", tag="image_url", kw_only=True):
-    image_url: ImageURL
+    # Some clients send the URL as a bare string instead of `{"url": …}`.
+    image_url: ImageURL | str
+
+    @property
+    def url(self) -> str:
+        return self.image_url if isinstance(self.image_url, str) else self.image_url.url
 
 
 class InputAudio(Struct, kw_only=True):
