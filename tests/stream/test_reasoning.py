@@ -113,3 +113,28 @@ async def test_think_format_non_stream_moves_mid_answer_thinking_to_the_start(br
     assert content_of(chunks) == "Echo: <think>\nI should greet\n</think>\n\n Hello there"
     message = (await ask(bridge_for, "47a", "chat-messages", "chat", "think", stream=False)).json()
     assert message["choices"][0]["message"]["content"] == "<think>\nI should greet\n</think>\n\nEcho:  Hello there"
+
+
+def test_reasoning_chunk_events_join_the_channel_in_whole_lines():
+    # Newer Dify sends an LLM node's separated thinking as `reasoning_chunk` (dify-service-api.md);
+    # it is the app's thinking, so it flows even after the answer started and with narration off.
+    import json
+
+    from bridge.dify.events import decode_event
+    from bridge.translate.stream import ReasoningDelta, StreamTranslator
+
+    def event(payload: dict):
+        return decode_event("", json.dumps({"task_id": "t", **payload}))
+
+    translator = StreamTranslator("advanced-chat", reasoning=False)
+    items = []
+    for payload in [
+        {"event": "message", "answer": "Hi"},
+        {"event": "reasoning_chunk", "data": {"reasoning": "first li"}},
+        {"event": "reasoning_chunk", "data": {"reasoning": "ne\nsecond"}},
+        {"event": "reasoning_chunk", "data": {"reasoning": "", "is_final": True}},
+    ]:
+        items += translator.feed(event(payload))
+    assert [i.text for i in items if isinstance(i, ReasoningDelta)] == ["first line\n", "second\n"]
+    off = StreamTranslator("advanced-chat", reasoning=False, thinking=False)
+    assert off.feed(event({"event": "reasoning_chunk", "data": {"reasoning": "x\n"}})) == []
