@@ -45,6 +45,8 @@ class TurnContext(msgspec.Struct, kw_only=True):
     plan: TurnPlan
     chat_key: str | None = None
     background: bool = False
+    system_in_query: bool = True
+    """System text goes into carried history (no input variable took it); kept for replans."""
 
 
 def app_identity(target: DifyTarget) -> str:
@@ -112,11 +114,23 @@ class ConversationKeeper:
             system_in_query=system_in_query,
         )
         log.debug("conversation_plan", reason=plan.reason, carried_history=plan.carried_history)
-        return TurnContext(app_id=app_id, user=user, messages=messages, plan=plan, chat_key=key)
+        return TurnContext(
+            app_id=app_id,
+            user=user,
+            messages=messages,
+            plan=plan,
+            chat_key=key,
+            system_in_query=system_in_query,
+        )
 
     def replan_as_new(self, context: TurnContext) -> TurnContext:
         """The stored conversation is gone at Dify: start a new one carrying the history."""
-        plan = plan_turn(context.messages, history="conversation", lookup=None)
+        plan = plan_turn(
+            context.messages,
+            history="conversation",
+            lookup=None,
+            system_in_query=context.system_in_query,
+        )
         return msgspec.structs.replace(context, plan=plan)
 
     async def remember(

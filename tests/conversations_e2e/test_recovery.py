@@ -116,3 +116,22 @@ def test_a_keyed_chat_dify_forgot_starts_afresh_and_the_key_follows_the_new_conv
     assert recovered.conversation_id not in (None, first.conversation_id)
     assert continued.conversation_id == recovered.conversation_id
     assert forgetful_emulator.journal(user)[-1]["conversation_id"] == recovered.conversation_id
+
+
+def test_a_recovered_turn_keeps_a_system_prompt_that_goes_to_an_input_out_of_the_query(
+    forgetful_emulator, user
+):
+    mapped = {"id": "echo-system-input", "app_key": "app-echochat", "system_input": "system_prompt"}
+    with bridge_in_thread(
+        forgetful_emulator.api_url, models=[mapped], conversation_check_timeout=CHECK_TIMEOUT
+    ) as url:
+        chat = Chat(client_for(url, timeout=20), user, model="echo-system-input")
+        chat.messages.append({"role": "system", "content": "You are a careful echo."})
+        chat.say("first")
+        forgetful_emulator.restart()
+        chat.say("second")
+
+    lost, fresh = forgetful_emulator.journal(user)
+    assert fresh["inputs"]["system_prompt"] == "You are a careful echo."
+    assert "System: You are a careful echo." not in fresh["query"]
+    assert "User: first" in fresh["query"] and fresh["query"].endswith("[New message]\nsecond")
