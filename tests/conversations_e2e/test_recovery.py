@@ -127,11 +127,12 @@ def test_a_recovered_turn_keeps_a_system_prompt_that_goes_to_an_input_out_of_the
     ) as url:
         chat = Chat(client_for(url, timeout=20), user, model="echo-system-input")
         chat.messages.append({"role": "system", "content": "You are a careful echo."})
-        chat.say("first")
+        first = chat.say("first")
         forgetful_emulator.restart()
         chat.say("second")
 
     lost, fresh = forgetful_emulator.journal(user)
+    assert lost["conversation_id"] == first.conversation_id
     assert fresh["inputs"]["system_prompt"] == "You are a careful echo."
     assert "System: You are a careful echo." not in fresh["query"]
     assert "User: first" in fresh["query"] and fresh["query"].endswith("[New message]\nsecond")
