@@ -161,5 +161,7 @@ def render_table(report: CheckReport) -> list[str]:
             status = "ok (reachable, key valid)"
         rows.append((model.model, model.app_name or "-", mode, inputs or "-", status))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-            for row in rows]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]

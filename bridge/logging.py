@@ -11,9 +11,7 @@ import structlog
 
 # Anything shaped like a Dify app key, an `sk-` key or a bearer credential is masked in every
 # log field; the keys the configuration names are masked verbatim whatever their shape.
-_SECRET = re.compile(
-    r"(app-[A-Za-z0-9]{4})[A-Za-z0-9_-]+|(sk-)[A-Za-z0-9_-]{6,}|(Bearer\s+)\S+"
-)
+_SECRET = re.compile(r"(app-[A-Za-z0-9]{4})[A-Za-z0-9_-]+|(sk-)[A-Za-z0-9_-]{6,}|(Bearer\s+)\S+")
 _known_secrets: list[str] = []
 
 

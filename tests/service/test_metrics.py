@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import openai
 from prometheus_client.parser import text_string_to_metric_families
@@ -81,3 +83,21 @@ def test_dify_rejecting_a_key_is_counted_as_an_upstream_error(emulator_url):
         if name == "bridge_upstream_errors_total"
     }
     assert sum(errors.values()) >= 1
+
+
+def test_a_stream_that_fails_inside_dify_counts_its_error_code(emulator_url):
+    with serve_in_thread(make_bridge(f"{emulator_url}/v1")) as url:
+        before = scrape(url)
+        with httpx.stream(
+            "POST",
+            f"{url}/v1/chat/completions",
+            headers={"Authorization": "Bearer app-failchat"},
+            json={"model": "x", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+        ) as response:
+            frames = [line for line in response.iter_lines() if line.startswith("data: {")]
+        after = scrape(url)
+    code = next(json.loads(f[6:])["error"]["code"] for f in frames if '"error"' in f)
+    grown = value(after, "bridge_upstream_errors_total", code=code) - value(
+        before, "bridge_upstream_errors_total", code=code
+    )
+    assert grown == 1
