@@ -147,7 +147,7 @@ def _nonstream_keepalive(settings: Settings, per_model: bool | None) -> bool:
 
 def _log_failure(error: BridgeError) -> None:
     # After the status line went out this is the only trace of the failure on our side;
-    # the request id comes from the bound context (app.RequestContext).
+    # the request id comes from the bound context (bridge.access.RequestContext).
     log.warning("run_failed", status=error.status, code=error.code, error=error.message)
 
 
