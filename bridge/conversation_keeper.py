@@ -6,7 +6,6 @@ Glue between the pure planner (`bridge.conversations`) and the serving layer, so
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 
@@ -49,11 +48,6 @@ class TurnContext(msgspec.Struct, kw_only=True):
     """System text goes into carried history (no input variable took it); kept for replans."""
 
 
-def app_identity(target: DifyTarget) -> str:
-    """A stable id for one Dify app that is not its key."""
-    return hashlib.sha256(f"{target.base_url}\0{target.api_key}".encode()).hexdigest()[:32]
-
-
 def pinned_conversation(header: str | None, body: str | None) -> str | None:
     value = (header or body or "").strip()
     if not value:
@@ -91,7 +85,7 @@ class ConversationKeeper:
         system_in_query: bool = True,
     ) -> TurnContext:
         messages = normalise_messages(m.to_dict() for m in request.messages)
-        app_id = app_identity(target)
+        app_id = target.identity
         if mode not in CHAT_MODES or background:
             # Workflow/completion apps keep no conversation; background tasks must not create
             # or advance the user's one. Both get one self-contained query.

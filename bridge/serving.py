@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -66,14 +65,10 @@ class AppModeCache:
         self._ttl = ttl
         self._modes: dict[str, tuple[str, float]] = {}
 
-    @staticmethod
-    def _key(target: DifyTarget) -> str:
-        return hashlib.sha256(f"{target.base_url}\0{target.api_key}".encode()).hexdigest()
-
     async def mode(self, target: DifyTarget, configured: str) -> str:
         if configured != "auto":
             return configured
-        key = self._key(target)
+        key = target.identity
         cached = self._modes.get(key)
         if cached and cached[1] > time.monotonic():
             return cached[0]
@@ -88,7 +83,7 @@ class AppModeCache:
         return mode
 
     def remember(self, target: DifyTarget, mode: str) -> None:
-        self._modes[self._key(target)] = (mode, time.monotonic() + self._ttl)
+        self._modes[target.identity] = (mode, time.monotonic() + self._ttl)
 
 
 class PreparedTurn(msgspec.Struct, kw_only=True):
@@ -107,46 +102,6 @@ class PreparedTurn(msgspec.Struct, kw_only=True):
         return self.context.plan.reason == "hit"
 
 
-class OutputModerationCache:
-    """Whether an app moderates its output, from `GET /parameters` (cached per Dify key).
-
-    Only the `hold` moderation option asks: without output moderation there is nothing to
-    hold back. None means unknown (an old Dify, an error), and then `hold` is honoured.
-    """
-
-    def __init__(self, dify: DifyClient, ttl: float) -> None:
-        self._dify = dify
-        self._ttl = ttl
-        self._known: dict[str, tuple[bool | None, float]] = {}
-
-    async def enabled(self, target: DifyTarget) -> bool | None:
-        key = AppModeCache._key(target)
-        cached = self._known.get(key)
-        if cached and cached[1] > time.monotonic():
-            return cached[0]
-        try:
-            parameters = await self._dify.parameters(target)
-        except (DifyAPIError, DifyUnreachable, DifyTimeout) as exc:
-            log.info("dify_parameters_unavailable", error=type(exc).__name__)
-            return None
-        enabled = output_moderation_enabled(parameters)
-        self._known[key] = (enabled, time.monotonic() + self._ttl)
-        return enabled
-
-
-def output_moderation_enabled(parameters: Any) -> bool | None:
-    """`sensitive_word_avoidance` as `/parameters` shows it (the app's feature config)."""
-    feature = parameters.get("sensitive_word_avoidance") if isinstance(parameters, dict) else None
-    if not isinstance(feature, dict) or "enabled" not in feature:
-        return None
-    if not feature["enabled"]:
-        return False
-    outputs = (feature.get("config") or {}).get("outputs_config")
-    if isinstance(outputs, dict) and "enabled" in outputs:
-        return bool(outputs["enabled"])
-    return True
-
-
 class DifyRun:
     """One open Dify stream, consumed as output items with keepalive ticks in between."""
 
@@ -163,9 +118,7 @@ class DifyRun:
         # Workflow runs have no message_replace; holding their text would only delay it.
         self._hold_lookup: asyncio.Task[bool | None] | None = None
         if turn.route.config.moderation == "hold" and turn.mode != "workflow":
-            self._hold_lookup = asyncio.create_task(
-                service.moderation.enabled(turn.route.target)
-            )
+            self._hold_lookup = asyncio.create_task(service.moderates_output(turn.route.target))
         self._attach(turn, events, exit_stack)
 
     def _attach(
@@ -384,8 +337,12 @@ class ChatService:
         self.keeper = ConversationKeeper(settings, store)
         self.modes = AppModeCache(dify, settings.info_cache_ttl)
         self.inputs = InputMapper(settings, dify)
-        self.moderation = OutputModerationCache(dify, settings.info_cache_ttl)
         self._background: set[asyncio.Task[None]] = set()
+
+    async def moderates_output(self, target: DifyTarget) -> bool | None:
+        """Whether the app checks its answers (None: unknown, e.g. an old Dify)."""
+        parameters = await self.inputs.parameters.get(target)
+        return parameters.moderates_output if parameters else None
 
     def reasoning_enabled(self, route: ModelRoute, mode: str) -> bool:
         configured = route.config.reasoning

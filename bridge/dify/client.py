@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,6 +24,12 @@ class DifyTarget(msgspec.Struct, frozen=True):
         return f"DifyTarget(base_url={self.base_url!r}, api_key=<redacted>)"
 
     __str__ = __repr__
+
+    @property
+    def identity(self) -> str:
+        """A stable id for this app (Dify URL + key) that does not reveal the key: the key of
+        every per-app cache and of conversation fingerprints."""
+        return hashlib.sha256(f"{self.base_url}\0{self.api_key}".encode()).hexdigest()
 
     @property
     def headers(self) -> dict[str, str]:

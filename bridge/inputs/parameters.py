@@ -9,7 +9,6 @@ rec. 14a, 14b).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from typing import Any
 
@@ -130,6 +129,7 @@ class SystemParameters(msgspec.Struct, kw_only=True):
 
 class _RawParameters(msgspec.Struct, kw_only=True):
     user_input_form: list[dict[str, Any]] | None = None
+    sensitive_word_avoidance: dict[str, Any] | None = None
     file_upload: FileUpload | None = None
     system_parameters: SystemParameters | None = None
 
@@ -138,6 +138,8 @@ class AppParameters(msgspec.Struct, kw_only=True):
     form: list[FormField]
     file_upload: FileUpload
     limits: SystemParameters
+    # Output moderation (rec. 44b/44d); None when the app's feature config does not say.
+    moderates_output: bool | None = None
 
     def field(self, variable: str) -> FormField | None:
         return next((f for f in self.form if f.variable == variable), None)
@@ -172,11 +174,20 @@ def parse_parameters(body: Any) -> AppParameters:
         form=form,
         file_upload=raw.file_upload or FileUpload(enabled=False),
         limits=raw.system_parameters or SystemParameters(),
+        moderates_output=_output_moderation(raw.sensitive_word_avoidance),
     )
 
 
-def target_key(target: DifyTarget) -> str:
-    return hashlib.sha256(f"{target.base_url}\0{target.api_key}".encode()).hexdigest()
+def _output_moderation(feature: dict[str, Any] | None) -> bool | None:
+    """`sensitive_word_avoidance` as `/parameters` shows it: is the answer checked?"""
+    if not isinstance(feature, dict) or "enabled" not in feature:
+        return None
+    if not feature["enabled"]:
+        return False
+    outputs = (feature.get("config") or {}).get("outputs_config")
+    if isinstance(outputs, dict) and "enabled" in outputs:
+        return bool(outputs["enabled"])
+    return True
 
 
 class ParametersCache:
@@ -192,7 +203,7 @@ class ParametersCache:
         self._entries: dict[str, tuple[float, asyncio.Task[AppParameters | None]]] = {}
 
     async def get(self, target: DifyTarget) -> AppParameters | None:
-        key = target_key(target)
+        key = target.identity
         now = time.monotonic()
         entry = self._entries.get(key)
         if entry is None or entry[0] <= now:
@@ -207,7 +218,7 @@ class ParametersCache:
         return result
 
     def invalidate(self, target: DifyTarget) -> None:
-        self._entries.pop(target_key(target), None)
+        self._entries.pop(target.identity, None)
 
     async def _fetch(self, target: DifyTarget) -> AppParameters | None:
         try:

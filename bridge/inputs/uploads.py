@@ -20,7 +20,6 @@ import structlog
 from bridge.dify.client import DifyAPIError, DifyClient, DifyTarget, DifyTimeout, DifyUnreachable
 from bridge.errors import BridgeError
 from bridge.inputs.files import InlineFile, RemoteFile, TurnFile
-from bridge.inputs.parameters import target_key
 from bridge.translate.errors import from_dify_error
 
 log = structlog.get_logger("bridge.inputs")
@@ -107,7 +106,7 @@ class FileUploader:
     async def upload_id(
         self, target: DifyTarget, file: InlineFile, user: str, *, managed: bool
     ) -> str:
-        key = (target_key(target), user, file.digest)
+        key = (target.identity, user, file.digest)
         try:
             return await self.cache.upload_id(key, lambda: self._upload(target, file, user))
         except DifyAPIError as exc:
@@ -139,4 +138,4 @@ class FileUploader:
         return list(await asyncio.gather(*(entry(f) for f in files)))
 
     def forget(self, target: DifyTarget, user: str) -> None:
-        self.cache.forget(target_key(target), user)
+        self.cache.forget(target.identity, user)

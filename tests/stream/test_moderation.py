@@ -79,14 +79,11 @@ async def test_hold_is_skipped_when_the_app_has_no_output_moderation(bridge_for)
     assert contents == ["Echo:", " hello", " llm", " world"]
 
 
-async def test_moderation_lookup_is_cached_per_app():
-    from bridge.dify.client import DifyClient, DifyTarget
-    from bridge.serving import OutputModerationCache
-
+async def test_moderation_lookup_shares_the_cached_parameters(bridge_for):
+    # Input validation and the hold decision read one cached `GET /parameters` per app.
     replay_ = replay("30a", "chat", MODERATION_ON)
-    async with httpx.AsyncClient(transport=replay_.transport) as http:
-        cache = OutputModerationCache(DifyClient(http), ttl=60)
-        target = DifyTarget("http://dify.test/v1", "app-replaykey0000000000")
-        assert await cache.enabled(target) is True
-        assert await cache.enabled(target) is True
+    async with bridge_for(replay_, models=[{"id": "o1", "moderation": "hold"}]) as client:
+        for _ in range(2):
+            response = await client.post("/v1/chat/completions", json={**HI, "stream": True}, headers=AUTH)
+            assert content_of(parse_sse(response.text)[0]) == "Echo: hello llm world"
     assert sum(r.url.path.endswith("/parameters") for r in replay_.requests) == 1
