@@ -25,7 +25,7 @@ from bridge.inputs import InputMapper
 from bridge.openai.types import ChatCompletionRequest
 from bridge.routing import ModelRoute
 from bridge.settings import Settings
-from bridge.translate.errors import from_dify_error
+from bridge.translate.errors import dify_errors, from_dify_error, from_transport_error
 from bridge.translate.files import public_base
 from bridge.translate.request import (
     CHAT_MODES,
@@ -272,9 +272,7 @@ class DifyRun:
         await self._release()
         if lost:
             await self.service.keeper.forget(lost)
-        events, stack, turn = await self.service.open_stream(
-            self.service.replan_as_new(self.turn)
-        )
+        events, stack, turn = await self.service.open_stream(self.service.replan_as_new(self.turn))
         self._attach(turn, events, stack)
 
     async def _release(self) -> None:
@@ -403,29 +401,17 @@ class ChatService:
     async def _check_conversation(self, route: ModelRoute, conversation_id: str, user: str) -> None:
         """A client-pinned id is checked cheaply first: streaming into an unknown conversation
         makes Dify hang silently (rec. 13a), and another user's conversation is a 404 (13c)."""
-        try:
+        with dify_errors(managed=route.managed):
             await self.dify.request_json(
                 route.target,
                 "GET",
                 "messages",
                 params={"conversation_id": conversation_id, "user": user, "limit": 1},
             )
-        except DifyAPIError as exc:
-            raise from_dify_error(exc, managed=route.managed) from None
-        except DifyUnreachable as exc:
-            raise _unreachable(exc) from None
-        except DifyTimeout:
-            raise _upstream_timeout() from None
 
     async def _mode(self, route: ModelRoute) -> str:
-        try:
+        with dify_errors(managed=route.managed):
             return await self.modes.mode(route.target, route.config.mode)
-        except DifyAPIError as exc:
-            raise from_dify_error(exc, managed=route.managed) from None
-        except DifyUnreachable as exc:
-            raise _unreachable(exc) from None
-        except DifyTimeout:
-            raise _upstream_timeout() from None
 
     async def start(self, turn: PreparedTurn) -> DifyRun:
         """Open the Dify stream. HTTP errors from Dify surface here, before any byte is sent
@@ -470,12 +456,9 @@ class ChatService:
                     turn = _with_call(turn, fallback)
                     continue
                 raise from_dify_error(exc, managed=turn.route.managed) from None
-            except DifyUnreachable as exc:
+            except (DifyUnreachable, DifyTimeout) as exc:
                 await stack.aclose()
-                raise _unreachable(exc) from None
-            except DifyTimeout:
-                await stack.aclose()
-                raise _upstream_timeout() from None
+                raise from_transport_error(exc) from None
             return events, stack, turn
         raise BridgeError(
             400,
@@ -520,13 +503,3 @@ def _with_call(turn: PreparedTurn, mode: str) -> PreparedTurn:
         auto_generate_name=not turn.context.background,
     )
     return msgspec.structs.replace(turn, mode=mode, call=call)
-
-
-def _unreachable(exc: Exception) -> BridgeError:
-    return BridgeError(502, "Could not reach Dify.", code="dify_unreachable", type="server_error")
-
-
-def _upstream_timeout() -> BridgeError:
-    return BridgeError(
-        504, "Dify did not answer in time.", code="dify_timeout", type="server_error"
-    )

@@ -6,7 +6,10 @@ was. Everything Dify refuses deterministically stays 4xx with `x-should-retry: f
 
 from __future__ import annotations
 
-from bridge.dify.client import DifyAPIError
+import contextlib
+from collections.abc import Iterator
+
+from bridge.dify.client import DifyAPIError, DifyTimeout, DifyUnreachable
 from bridge.errors import BridgeError
 
 _WRONG_MODE = {"not_chat_app", "not_workflow_app", "not_completion_app", "app_unavailable"}
@@ -60,3 +63,23 @@ def from_dify_error(exc: DifyAPIError, *, managed: bool) -> BridgeError:
     if 400 <= exc.status < 500:
         return BridgeError(400, message, code=code, retryable=False)
     return BridgeError(502, f"Dify failed: {message}", type="server_error", code=code)
+
+
+def from_transport_error(exc: DifyUnreachable | DifyTimeout) -> BridgeError:
+    """No answer from Dify: 502 when it cannot be reached, 504 when it stayed silent."""
+    if isinstance(exc, DifyTimeout):
+        return BridgeError(
+            504, "Dify did not answer in time.", code="dify_timeout", type="server_error"
+        )
+    return BridgeError(502, "Could not reach Dify.", code="dify_unreachable", type="server_error")
+
+
+@contextlib.contextmanager
+def dify_errors(*, managed: bool) -> Iterator[None]:
+    """Turn whatever a Dify call raises into the `BridgeError` the client should get."""
+    try:
+        yield
+    except DifyAPIError as exc:
+        raise from_dify_error(exc, managed=managed) from None
+    except (DifyUnreachable, DifyTimeout) as exc:
+        raise from_transport_error(exc) from None
