@@ -46,6 +46,8 @@ async def chat_completions(request: Request) -> Response | Stream:
     service: ChatService = state.chat_service
     registry: ModelRegistry = state.registry
     chat = decode_chat_request(await request.body())
+    # Bound at once so that even a request refused later is logged under its model.
+    structlog.contextvars.bind_contextvars(model=chat.model)
     credential = credential_from_header(request.headers.get("authorization"))
     route = registry.resolve(chat.model, credential)
     settings = service.settings
@@ -57,9 +59,7 @@ async def chat_completions(request: Request) -> Response | Stream:
         chat_key=request.headers.get(settings.conversation_key_header),
         task_header=request.headers.get(settings.task_header) if settings.task_header else None,
     )
-    structlog.contextvars.bind_contextvars(
-        model=chat.model, mode=turn.mode, conversation=turn.context.plan.reason
-    )
+    structlog.contextvars.bind_contextvars(mode=turn.mode, conversation=turn.context.plan.reason)
     run = await service.start(turn)
     reasoning_format = service.reasoning_format(route)
     if chat.stream:
