@@ -53,6 +53,8 @@ def test_access_line_is_json_with_the_request_fields_and_no_key(capsys, emulator
     assert plain["stream"] is False and plain["status"] == 200
     assert plain["ttft_ms"] is not None and "total_tokens" in plain
     assert lines["req-401"]["status"] == 401
+    # Refused before any Dify call, the line still names the model asked for.
+    assert lines["req-401"]["model"] == "o1"
 
     for secret in (BRIDGE_KEY, CAT_KEY, "sk-wrong-bridge-key-0000", "app-slowchat"):
         assert secret not in stderr
