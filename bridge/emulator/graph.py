@@ -1,13 +1,15 @@
 """Run a chatflow (advanced-chat) or workflow graph and emit Dify's stream events.
 
 Event order follows the recordings:
-- `workflow_started`, then per node `node_started` … `node_finished` (01, 05); Iteration/Loop
-  nodes are not implemented.
+- `workflow_started`, then per node `node_started` … `node_finished` (01, 05); Iteration and
+  Loop nodes run their inner graph with their own events (containers.py, 40, 41).
 - Answer text (chatflow `message`, workflow `text_chunk`) is streamed by a response
   coordinator: Answer/End nodes are "sessions" in graph order; the current session emits its
   literal and variable segments as soon as each is available — right after a node starts and
   right before a node finishes — and is closed when its own node starts, which lets the next
   session's leading literal go out early (22a: `"Part B: "` right after `node_started` of answer1).
+  A session behind an Iteration/Loop waits until that container completed (40: `"Items: "` only
+  after `iteration_completed`; 41 likewise).
 - chatflow: `message_end` BEFORE `workflow_finished` (01); failure: failed `node_finished` and
   `workflow_finished` and nothing else (27a); stop: `workflow_finished` `stopped`, the running
   node gets no `node_finished` (23a, 25a).
@@ -25,9 +27,11 @@ import httpx
 import jinja2.sandbox
 
 from . import llm
+from .containers import CONTAINER_TYPES, run_container
 from .dsl import AppSpec, Node
 from .run import Emit, RunContext, Stopped
 from .sandbox import CodeError, run_python
+from .scope import TOP, NodeFailed, Scope
 from .store import new_id, now
 from .wire import (
     ChatflowGraphEvent,
@@ -43,10 +47,6 @@ from .wire import (
 
 _VAR = re.compile(r"\{\{#([\w\-]{1,80}(?:\.[\w\-]{1,80}){1,10})#\}\}")
 _jinja = jinja2.sandbox.SandboxedEnvironment(autoescape=False)
-
-
-class NodeFailed(Exception):
-    pass
 
 
 # --- variables --------------------------------------------------------------------------------
@@ -111,12 +111,20 @@ def parse_segments(template: str) -> list[Segment]:
 
 
 class ResponseCoordinator:
-    def __init__(self, sessions: list[tuple[str, list[Segment]]], pool: VariablePool, out) -> None:
+    def __init__(
+        self,
+        sessions: list[tuple[str, list[Segment]]],
+        pool: VariablePool,
+        out,
+        waits_on: dict[str, set[str]] | None = None,
+    ) -> None:
         self.sessions = sessions
         self.pool = pool
         self.out = out  # out(text, selector)
         self.cursor = 0
         self.streaming: list[str] | None = None
+        # session node → containers upstream of it that have not completed yet (40, 41)
+        self.waits_on = waits_on or {}
 
     def _current(self) -> tuple[str, list[Segment]] | None:
         return self.sessions[0] if self.sessions else None
@@ -126,6 +134,8 @@ class ResponseCoordinator:
         if current is None:
             return
         node_id, segments = current
+        if not force and self.waits_on.get(node_id):
+            return
         while self.cursor < len(segments):
             seg = segments[self.cursor]
             if seg.text is not None:
@@ -155,6 +165,11 @@ class ResponseCoordinator:
                 self._advance()
             self.flush(force=True)
             self._advance()
+        self.flush()
+
+    def container_done(self, container_id: str) -> None:
+        for pending in self.waits_on.values():
+            pending.discard(container_id)
         self.flush()
 
     def skip(self, node_id: str) -> None:
@@ -201,24 +216,28 @@ class GraphRun:
         self.tokens = 0
         self.llm_usage: dict[str, Any] | None = None
         self.first_text_at: float | None = None
-        order = self._order()
+        order = self.order()
         kind = "answer" if self.chatflow else "end"
         sessions = []
+        waits_on: dict[str, set[str]] = {}
         for node_id in order:
             node = self.app.nodes[node_id]
             if node.type == kind:
                 sessions.append((node_id, self._session_segments(node)))
-        self.coordinator = ResponseCoordinator(sessions, self.pool, self._text_out)
+                waits_on[node_id] = {
+                    a for a in self._ancestors(node_id) if self.app.nodes[a].type in CONTAINER_TYPES
+                }
+        self.coordinator = ResponseCoordinator(sessions, self.pool, self._text_out, waits_on)
 
     # graph order: a topological walk from Start following edges (branches one after another,
-    # as 1.13.2 ran them with one worker, 42/42b)
-    def _order(self) -> list[str]:
-        top = {n.id for n in self.app.nodes.values() if n.parent_id is None}
+    # as 1.13.2 ran them with one worker, 42/42b); `parent` selects a container's inner graph
+    def order(self, parent: str | None = None, start: str | None = None) -> list[str]:
+        top = {n.id for n in self.app.nodes.values() if n.parent_id == parent}
         indegree = {n: 0 for n in top}
         for edge in self.app.edges:
             if edge.source in top and edge.target in top:
                 indegree[edge.target] += 1
-        queue = [self.app.start_node.id]
+        queue = [start or self.app.start_node.id]
         order: list[str] = []
         while queue:
             node_id = queue.pop(0)
@@ -229,6 +248,17 @@ class GraphRun:
                     if indegree[edge.target] == 0:
                         queue.append(edge.target)
         return order
+
+    def _ancestors(self, node_id: str) -> set[str]:
+        found: set[str] = set()
+        todo = [node_id]
+        while todo:
+            current = todo.pop()
+            for edge in self.app.edges:
+                if edge.target == current and edge.source not in found:
+                    found.add(edge.source)
+                    todo.append(edge.source)
+        return found
 
     def _session_segments(self, node: Node) -> list[Segment]:
         if node.type == "answer":
@@ -242,7 +272,7 @@ class GraphRun:
 
     # --- event envelopes ---
 
-    def _graph_event(self, event: str, data: Any) -> None:
+    def graph_event(self, event: str, data: Any) -> None:
         if self.chatflow:
             self.emit_raw(
                 ChatflowGraphEvent(
@@ -333,7 +363,7 @@ class GraphRun:
     async def run(self) -> None:
         ctx = self.ctx
         self._fill_pool()
-        self._graph_event(
+        self.graph_event(
             "workflow_started",
             WorkflowStartedData(
                 id=self.run_id,
@@ -343,17 +373,8 @@ class GraphRun:
             ),
         )
         status, error = "succeeded", None
-        taken: dict[str, list[bool]] = {}
         try:
-            for node_id in self._order():
-                node = self.app.nodes[node_id]
-                incoming = taken.get(node_id)
-                if node.type != "start" and incoming is not None and not any(incoming):
-                    self.coordinator.skip(node_id)
-                    self._mark_edges(node_id, None, taken)
-                    continue
-                handle = await self._run_node(node)
-                self._mark_edges(node_id, handle, taken)
+            await self.run_sequence(self.order(), TOP)
         except Stopped:
             status, error = "stopped", "Stopped by user."
         except NodeFailed as exc:
@@ -382,7 +403,7 @@ class GraphRun:
                     files=[],
                 )
             )
-        self._graph_event(
+        self.graph_event(
             "workflow_finished",
             WorkflowFinishedData(
                 id=self.run_id,
@@ -401,20 +422,43 @@ class GraphRun:
             ),
         )
 
+    async def run_sequence(self, order: list[str], scope: Scope) -> None:
+        """Run nodes in order; a node none of whose incoming edges was taken is skipped."""
+        taken: dict[str, list[bool]] = {}
+        for node_id in order:
+            node = self.app.nodes[node_id]
+            incoming = taken.get(node_id)
+            if incoming is not None and not any(incoming):
+                if scope.top:
+                    self.coordinator.skip(node_id)
+                self._mark_edges(node_id, None, taken)
+                continue
+            if node.type in CONTAINER_TYPES:
+                if scope.top:
+                    self.steps += 1  # one step per container, none for its inner nodes (40, 41)
+                await run_container(self, node)
+                if scope.top:
+                    self.coordinator.container_done(node_id)
+                handle = "source"
+            else:
+                handle = await self._run_node(node, scope)
+            self._mark_edges(node_id, handle, taken)
+
     def _mark_edges(self, node_id: str, handle: str | None, taken: dict[str, list[bool]]) -> None:
         for edge in self.app.edges:
             if edge.source == node_id:
                 hit = handle is not None and (edge.source_handle == handle or handle == "*")
                 taken.setdefault(edge.target, []).append(hit)
 
-    async def _run_node(self, node: Node) -> str:
+    async def _run_node(self, node: Node, scope: Scope) -> str:
         """Run one node with its events; return the source handle whose edges are taken."""
         ctx = self.ctx
         exec_id = new_id()
         started_at = now()
         t0 = time.monotonic()
-        self.steps += 1
-        self._graph_event(
+        if scope.top:
+            self.steps += 1
+        self.graph_event(
             "node_started",
             NodeStartedData(
                 id=exec_id,
@@ -427,11 +471,12 @@ class GraphRun:
                 inputs_truncated=False,
                 created_at=started_at,
                 extras={},
-                iteration_id=None,
-                loop_id=None,
+                iteration_id=scope.iteration_id,
+                loop_id=scope.loop_id,
             ),
         )
-        self.coordinator.node_started(node.id)
+        if scope.top:
+            self.coordinator.node_started(node.id)
         handle = "source"
         process_data: dict[str, Any] = {}
         metadata = None
@@ -447,9 +492,9 @@ class GraphRun:
             status, error = "succeeded", None
         except NodeFailed as exc:
             outputs, status, error = {}, "failed", str(exc)
-        if status == "succeeded":
+        if status == "succeeded" and scope.top:
             self.coordinator.flush()
-        self._graph_event(
+        self.graph_event(
             "node_finished",
             NodeFinishedData(
                 id=exec_id,
@@ -467,12 +512,12 @@ class GraphRun:
                 status=status,
                 error=error,
                 elapsed_time=round(time.monotonic() - t0, 6),
-                execution_metadata=metadata,
+                execution_metadata=scope.metadata(metadata),
                 created_at=started_at,
                 finished_at=now(),
                 files=[],
-                iteration_id=None,
-                loop_id=None,
+                iteration_id=scope.iteration_id,
+                loop_id=scope.loop_id,
             ),
         )
         if error is not None:
@@ -582,7 +627,7 @@ class GraphRun:
                 }
             ]
         for case in cases or []:
-            results = [self._condition(c) for c in case.get("conditions") or []]
+            results = [self.condition(c) for c in case.get("conditions") or []]
             ok = all(results) if case.get("logical_operator", "and") == "and" else any(results)
             if ok:
                 return (
@@ -594,7 +639,7 @@ class GraphRun:
                 )
         return {}, {"result": False, "selected_case_id": "false"}, {}, "false", None
 
-    def _condition(self, cond: dict[str, Any]) -> bool:
+    def condition(self, cond: dict[str, Any]) -> bool:
         actual = self.pool.get(list(cond.get("variable_selector") or ["", ""]))
         expected = cond.get("value")
         if isinstance(expected, str):
@@ -745,7 +790,11 @@ def _assign(operation: str, current: Any, value: Any) -> Any:
 def _value_type(value: Any) -> str:
     if isinstance(value, str):
         return "string"
-    if isinstance(value, bool | int | float):
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"  # 41: `num += 1` reports value_type "integer"
+    if isinstance(value, float):
         return "number"
     if isinstance(value, list):
         return "array"

@@ -83,6 +83,65 @@ class WorkflowFinishedData(msgspec.Struct):
     files: list[Any]
 
 
+class ContainerStartedData(msgspec.Struct):
+    """`iteration_started` / `loop_started` data (40, 41): `id` is the node id, not a UUID."""
+
+    id: str
+    node_id: str
+    node_type: str
+    title: str
+    created_at: int
+    extras: dict[str, Any]
+    metadata: dict[str, Any]
+    inputs: dict[str, Any]
+    inputs_truncated: bool = False
+
+
+class IterationNextData(msgspec.Struct):
+    id: str
+    node_id: str
+    node_type: str
+    title: str
+    index: int
+    created_at: int
+    extras: dict[str, Any]
+
+
+class LoopNextData(msgspec.Struct):
+    """Like iteration_next but with `pre_loop_output` before `extras` (41)."""
+
+    id: str
+    node_id: str
+    node_type: str
+    title: str
+    index: int
+    created_at: int
+    pre_loop_output: dict[str, Any]
+    extras: dict[str, Any]
+
+
+class ContainerCompletedData(msgspec.Struct):
+    """`iteration_completed` / `loop_completed` data (40, 41)."""
+
+    id: str
+    node_id: str
+    node_type: str
+    title: str
+    outputs: dict[str, Any] | None
+    outputs_truncated: bool
+    created_at: int
+    extras: dict[str, Any]
+    inputs: dict[str, Any]
+    inputs_truncated: bool
+    status: str
+    error: str | None
+    elapsed_time: float
+    total_tokens: int
+    execution_metadata: dict[str, Any]
+    finished_at: int
+    steps: int
+
+
 class TextChunkData(msgspec.Struct):
     text: str
     from_variable_selector: Selector

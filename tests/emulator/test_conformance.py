@@ -80,6 +80,8 @@ CASES = {
     "34d": "app-llmcompletion",
     "34e": "app-llmchatflow",
     "34f": "app-llmchatflow",
+    "40": "app-iterchat",
+    "41": "app-loopchat",
 }
 
 
