@@ -14,6 +14,7 @@ from typing import Any
 from msgspec import UNSET
 
 from . import llm
+from .moderation import replace_flagged_output
 from .run import Emit, RunContext, Stopped
 from .store import new_id
 from .wire import AgentMessageEvent, AgentThoughtEvent, ErrorEvent, MessageEndEvent, MessageEvent
@@ -116,6 +117,7 @@ async def run_chat_app(ctx: RunContext, emit: Emit) -> None:
         time.monotonic() - t0,
     )
     ctx.usage = usage
+    replace_flagged_output(ctx, emit)  # 44b
     emit(
         MessageEndEvent(
             event="message_end",

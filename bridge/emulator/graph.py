@@ -29,6 +29,7 @@ import jinja2.sandbox
 from . import llm
 from .containers import CONTAINER_TYPES, run_container
 from .dsl import AppSpec, Node
+from .moderation import replace_flagged_output, start_node_extras
 from .run import Emit, RunContext, Stopped
 from .sandbox import CodeError, run_python
 from .scope import TOP, NodeFailed, Scope
@@ -324,6 +325,8 @@ class GraphRun:
         """`sys.*` as 01/05 show them; the Start node also sees conversation_id / timestamp."""
         ctx = self.ctx
         values: dict[str, Any] = dict(ctx.inputs)
+        if for_node and self.chatflow:
+            values.update(start_node_extras(self.app, ctx.query))
         values["sys.files"] = ctx.files
         values["sys.user_id"] = ctx.user
         values["sys.app_id"] = self.app.app_id
@@ -391,6 +394,8 @@ class GraphRun:
             ttft = (self.first_text_at or time.monotonic()) - self.started
             usage = self.llm_usage or llm.usage(0, 0, ttft, zero=True)
             ctx.usage = usage
+            # 44d: workflow_finished keeps the unmoderated answer (ctx.outputs above).
+            replace_flagged_output(ctx, self.emit_raw)
             self.emit_raw(
                 MessageEndEvent(
                     event="message_end",

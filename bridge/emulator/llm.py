@@ -50,24 +50,8 @@ def count_tokens(text: str) -> int:
 
 def usage(prompt_tokens: int, completion_tokens: int, latency: float, zero: bool = False) -> dict:
     """`metadata.usage` with the fake's prices (30a): decimal strings, 0.001 / 0.002 per token."""
-    if zero:
-        zero_price = "0.0"
-        return {
-            "prompt_tokens": 0,
-            "prompt_unit_price": zero_price,
-            "prompt_price_unit": zero_price,
-            "prompt_price": zero_price,
-            "completion_tokens": 0,
-            "completion_unit_price": zero_price,
-            "completion_price_unit": zero_price,
-            "completion_price": zero_price,
-            "total_tokens": 0,
-            "total_price": zero_price,
-            "currency": "USD",
-            "latency": 0.0,
-            "time_to_first_token": round(latency, 3),
-            "time_to_generate": 0.0,
-        }
+    if zero:  # a chatflow without model usage (01): the latency shows as time to first token
+        return blank_usage(0.0, round(latency, 3), 0.0)
     prompt_price = Decimal("0.001") * prompt_tokens / 1000
     completion_price = Decimal("0.002") * completion_tokens / 1000
     return {
@@ -85,6 +69,29 @@ def usage(prompt_tokens: int, completion_tokens: int, latency: float, zero: bool
         "latency": latency,
         "time_to_first_token": None,
         "time_to_generate": None,
+    }
+
+
+def blank_usage(
+    latency: float, time_to_first_token: float | None = None, time_to_generate: float | None = None
+) -> dict:
+    """Usage with no tokens; a chat app that never called its model keeps the latency (44a)."""
+    zero_price = "0.0"
+    return {
+        "prompt_tokens": 0,
+        "prompt_unit_price": zero_price,
+        "prompt_price_unit": zero_price,
+        "prompt_price": zero_price,
+        "completion_tokens": 0,
+        "completion_unit_price": zero_price,
+        "completion_price_unit": zero_price,
+        "completion_price": zero_price,
+        "total_tokens": 0,
+        "total_price": zero_price,
+        "currency": "USD",
+        "latency": latency,
+        "time_to_first_token": time_to_first_token,
+        "time_to_generate": time_to_generate,
     }
 
 

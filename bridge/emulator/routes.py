@@ -98,7 +98,12 @@ async def _generate(request: Request, app: AppSpec, route: str, model: str, need
 
     if gen.streaming:
         return _sse(
-            relay(pipeline, ping_interval=emulator.ping_interval, initial_ping=app.is_graph)
+            relay(
+                pipeline,
+                ping_interval=emulator.ping_interval,
+                initial_ping=app.is_graph,
+                hold_open=lambda: emulator.idle_timeout if ctx.hold_open else 0.0,
+            )
         )
     await collect(pipeline)
     return _blocking(ctx, gen)

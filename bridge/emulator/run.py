@@ -55,6 +55,8 @@ class RunContext:
     total_steps: int = 0
     finished_at: int = 0
     error_code: str | None = None
+    # 44c: after a blocked chatflow input the stream stays open, silent, until the idle timeout.
+    hold_open: bool = False
 
     @property
     def conversation_id(self) -> str:

@@ -12,6 +12,7 @@ from . import errors
 from .chat import run_chat_app
 from .dsl import CHAT_MODES, AppSpec
 from .graph import run_graph
+from .moderation import answer_blocked_input, moderation_of
 from .run import Emit, RunContext, RunSettings
 from .store import Conversation, EmulatorStore, Message, new_id, now
 
@@ -251,7 +252,11 @@ def open_conversation(
 
 async def run_pipeline(ctx: RunContext, emit: Emit) -> None:
     try:
-        if ctx.app.is_graph:
+        moderation = moderation_of(ctx.app)
+        blocked = moderation.blocks_input(ctx.query, ctx.inputs) if moderation else None
+        if blocked is not None:
+            answer_blocked_input(ctx, emit, blocked)
+        elif ctx.app.is_graph:
             await run_graph(ctx, emit)
         else:
             await run_chat_app(ctx, emit)

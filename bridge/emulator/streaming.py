@@ -25,7 +25,9 @@ async def relay(
     ping_interval: float,
     initial_ping: bool,
     on_done: Callable[[], None] | None = None,
+    hold_open: Callable[[], float] | None = None,
 ) -> AsyncIterator[bytes]:
+    """`hold_open()` → seconds to keep the finished stream open without pings (44c)."""
     queue: asyncio.Queue[object] = asyncio.Queue()
 
     async def produce() -> None:
@@ -49,6 +51,9 @@ async def relay(
             assert isinstance(item, msgspec.Struct)
             yield sse_frame(item)
         await task
+        linger = hold_open() if hold_open is not None else 0.0
+        if linger > 0:
+            await asyncio.sleep(linger)
     finally:
         if not task.done():
             task.cancel()

@@ -82,6 +82,17 @@ CASES = {
     "34f": "app-llmchatflow",
     "40": "app-iterchat",
     "41": "app-loopchat",
+    "44a": "app-modchat",
+    "44b": "app-modchat",
+    "44c": "app-modchatflow",
+    "44d": "app-modchatflow",
+    "44g": "app-modchatflow",
+}
+
+# GET /v1/messages recordings: (list recording, the recording whose run created the conversation)
+MESSAGE_LISTS = {
+    "44e": ("44b", "app-modchat"),
+    "44f": ("44d", "app-modchatflow"),
 }
 
 
@@ -148,3 +159,26 @@ def test_replayed_request_matches_recording(client: httpx.Client, rec_id: str) -
             assert response.headers["www-authenticate"] == 'Bearer realm="api"'
         return
     assert shape(got_json) == shape(want_json)
+
+
+@pytest.mark.parametrize("rec_id", sorted(MESSAGE_LISTS))
+def test_message_list_after_replayed_run_matches_recording(
+    client: httpx.Client, rec_id: str
+) -> None:
+    """Replay the run that made the conversation, then list it: same items, same stored answer."""
+    run_id, key = MESSAGE_LISTS[rec_id]
+    run = replay(client, load(run_id), key)
+    conversation_id = frames(run.text)[-1][1]["conversation_id"]
+    user = load(run_id).request_json["user"]
+    response = client.get(
+        "/v1/messages",
+        params={"conversation_id": conversation_id, "user": user},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    want = load(rec_id)
+    assert response.status_code == want.status
+    got_items, want_items = response.json()["data"], want.json["data"]
+    assert [list(i) for i in got_items] == [list(i) for i in want_items]
+    for got, recorded in zip(got_items, want_items, strict=True):
+        for field in ("query", "answer", "inputs", "agent_thoughts", "message_files", "status"):
+            assert got[field] == recorded[field], field
