@@ -2,7 +2,8 @@
 
 No workflow or node events and no initial ping. A stop ends the stream with an ordinary
 `message_end` after the partial answer (35a, 35c); a model error is one `error` event without
-`task_id` and nothing after it (34a, 34c, 34d).
+`task_id` and nothing after it (34a, 34c, 34d). agent-chat wraps the answer in agent_thought /
+agent_message events (agent.py), with one builtin tool call on `USETOOL` (31e).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from typing import Any
 from msgspec import UNSET
 
 from . import llm
+from .agent import AgentTrace
 from .moderation import replace_flagged_output
 from .run import Emit, RunContext, Stopped
-from .store import new_id
-from .wire import AgentMessageEvent, AgentThoughtEvent, ErrorEvent, MessageEndEvent, MessageEvent
+from .tools import first_tool
+from .wire import ErrorEvent, MessageEndEvent, MessageEvent
 
 _PROMPT_VAR = re.compile(r"\{\{([a-zA-Z_][\w]*)\}\}")
 
@@ -43,23 +45,15 @@ async def run_chat_app(ctx: RunContext, emit: Emit) -> None:
         "created_at": ctx.created_at,
         "task_id": ctx.task_id,
     }
-    thought_id = new_id()
-
-    def thought(text: str) -> AgentThoughtEvent:
-        return AgentThoughtEvent(
-            event="agent_thought",
-            **common,
-            id=thought_id,
-            position=1,
-            thought=text,
-            observation="",
-            tool="",
-            tool_labels={},
-            tool_input="",
-            message_files=[],
-        )
+    trace = AgentTrace(ctx, emit, common) if agent else None
 
     text_in = model_input(ctx)
+    prompt_tokens = llm.count_tokens(render_pre_prompt(ctx) + " " + text_in)
+    tool = first_tool(ctx.app.model_config) if trace and "USETOOL" in text_in else None
+    if trace is not None and tool is not None:
+        # 31e: the fake model calls the tool, then echoes "tool said: <result>".
+        text_in = "tool said: " + trace.tool_round(tool)
+        prompt_tokens += llm.count_tokens(text_in) + 1
     t0 = time.monotonic()
     chunks: list[str] = []
     stream = llm.stream_answer(text_in, ctx.settings.model)
@@ -70,16 +64,12 @@ async def run_chat_app(ctx: RunContext, emit: Emit) -> None:
                 chunk = await ctx.guard(anext(stream))
             except StopAsyncIteration:
                 break
-            if first and agent:
-                emit(thought(""))
+            if first and trace is not None:
+                trace.open()
             first = False
             chunks.append(chunk)
-            if agent:
-                emit(
-                    AgentMessageEvent(
-                        event="agent_message", **common, id=ctx.message_id, answer=chunk
-                    )
-                )
+            if trace is not None:
+                trace.message(chunk)
             else:
                 emit(
                     MessageEvent(
@@ -109,10 +99,10 @@ async def run_chat_app(ctx: RunContext, emit: Emit) -> None:
     finally:
         await stream.aclose()
     ctx.answer = "".join(chunks)
-    if agent and ctx.status != "stopped":
-        emit(thought(ctx.answer))
+    if trace is not None and trace.thoughts and ctx.status != "stopped":
+        trace.close(ctx.answer)
     usage = llm.usage(
-        llm.count_tokens(render_pre_prompt(ctx) + " " + text_in),
+        prompt_tokens,
         max(0, len([c for c in chunks if c])),
         time.monotonic() - t0,
     )
@@ -127,19 +117,5 @@ async def run_chat_app(ctx: RunContext, emit: Emit) -> None:
             files=None,
         )
     )
-    if agent:
-        ctx.outputs["agent_thoughts"] = [
-            {
-                "id": thought_id,
-                "chain_id": None,
-                "message_id": ctx.message_id,
-                "position": 1,
-                "thought": ctx.answer,
-                "tool": "",
-                "tool_labels": {},
-                "tool_input": "",
-                "created_at": ctx.created_at,
-                "observation": "",
-                "files": [],
-            }
-        ]
+    if trace is not None:
+        ctx.outputs["agent_thoughts"] = trace.thoughts
