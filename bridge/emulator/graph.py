@@ -124,7 +124,7 @@ class ResponseCoordinator:
         self.out = out  # out(text, selector)
         self.cursor = 0
         self.streaming: list[str] | None = None
-        # session node → containers upstream of it that have not completed yet (40, 41)
+        # session node → containers / branches upstream of it that have not finished (40, 41)
         self.waits_on = waits_on or {}
 
     def _current(self) -> tuple[str, list[Segment]] | None:
@@ -168,9 +168,10 @@ class ResponseCoordinator:
             self._advance()
         self.flush()
 
-    def container_done(self, container_id: str) -> None:
+    def resolved(self, node_id: str) -> None:
+        """A container or branch node has finished: sessions behind it may stream now."""
         for pending in self.waits_on.values():
-            pending.discard(container_id)
+            pending.discard(node_id)
         self.flush()
 
     def skip(self, node_id: str) -> None:
@@ -226,7 +227,7 @@ class GraphRun:
             if node.type == kind:
                 sessions.append((node_id, self._session_segments(node)))
                 waits_on[node_id] = {
-                    a for a in self._ancestors(node_id) if self.app.nodes[a].type in CONTAINER_TYPES
+                    a for a in self._ancestors(node_id) if self.app.nodes[a].type in _HOLDING
                 }
         self.coordinator = ResponseCoordinator(sessions, self.pool, self._text_out, waits_on)
 
@@ -428,32 +429,28 @@ class GraphRun:
         )
 
     async def run_sequence(self, order: list[str], scope: Scope) -> None:
-        """Run nodes in order; a node none of whose incoming edges was taken is skipped."""
-        taken: dict[str, list[bool]] = {}
+        """Run nodes in order; a node none of whose incoming edges was taken is skipped.
+
+        Skips are decided as soon as a branch is known (not when the node's turn comes), so an
+        Answer behind the branch not taken never streams its literal text.
+        """
+        branches = _Branches(self.app.edges, order)
         for node_id in order:
-            node = self.app.nodes[node_id]
-            incoming = taken.get(node_id)
-            if incoming is not None and not any(incoming):
-                if scope.top:
-                    self.coordinator.skip(node_id)
-                self._mark_edges(node_id, None, taken)
+            if node_id in branches.dead:
                 continue
+            node = self.app.nodes[node_id]
             if node.type in CONTAINER_TYPES:
                 if scope.top:
                     self.steps += 1  # one step per container, none for its inner nodes (40, 41)
                 await run_container(self, node)
-                if scope.top:
-                    self.coordinator.container_done(node_id)
                 handle = "source"
             else:
                 handle = await self._run_node(node, scope)
-            self._mark_edges(node_id, handle, taken)
-
-    def _mark_edges(self, node_id: str, handle: str | None, taken: dict[str, list[bool]]) -> None:
-        for edge in self.app.edges:
-            if edge.source == node_id:
-                hit = handle is not None and (edge.source_handle == handle or handle == "*")
-                taken.setdefault(edge.target, []).append(hit)
+            newly_dead = branches.mark(node_id, handle)
+            if scope.top:
+                for dead in newly_dead:
+                    self.coordinator.skip(dead)
+                self.coordinator.resolved(node_id)
 
     async def _run_node(self, node: Node, scope: Scope) -> str:
         """Run one node with its events; return the source handle whose edges are taken."""
@@ -761,6 +758,39 @@ class GraphRun:
             "currency": "USD",
         }
         return {}, outputs, process, "source", metadata
+
+
+# Nodes whose finishing decides what an Answer/End behind them streams: containers hold their
+# literal text back (40, 41); for branches the emulator does the same (not recorded).
+_HOLDING = CONTAINER_TYPES | {"if-else", "question-classifier"}
+
+
+class _Branches:
+    """Which nodes of one graph level are still reachable, as branch results come in."""
+
+    def __init__(self, edges, order: list[str]) -> None:
+        members = set(order)
+        self.edges = [e for e in edges if e.source in members and e.target in members]
+        self.expected = {n: 0 for n in order}
+        for edge in self.edges:
+            self.expected[edge.target] += 1
+        self.taken: dict[str, list[bool]] = {}
+        self.dead: set[str] = set()
+
+    def mark(self, node_id: str, handle: str | None) -> list[str]:
+        """Record `node_id`'s outgoing edges (handle None: none taken); return new dead nodes."""
+        newly: list[str] = []
+        for edge in self.edges:
+            if edge.source != node_id:
+                continue
+            hit = handle is not None and (edge.source_handle == handle or handle == "*")
+            seen = self.taken.setdefault(edge.target, [])
+            seen.append(hit)
+            if len(seen) == self.expected[edge.target] and not any(seen):
+                self.dead.add(edge.target)
+                newly.append(edge.target)
+                newly += self.mark(edge.target, None)
+        return newly
 
 
 def _kv_lines(text: str) -> dict[str, str]:
