@@ -51,6 +51,9 @@ class KeywordModeration:
 
 def moderation_of(app: AppSpec) -> KeywordModeration | None:
     feature = app.moderation
+    # Only apps that answer messages have the feature (44*: chat and advanced-chat).
+    if app.mode == "workflow":
+        return None
     if not feature.get("enabled") or feature.get("type") != "keywords":
         return None
     config = feature.get("config") or {}

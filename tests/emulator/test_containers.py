@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from tests.emulator.sse import events
-from tests.emulator.test_behaviour import answer_of, chat
+from tests.emulator.test_behaviour import answer_of, auth, chat
 
 ITER, LOOP = "app-iterchat", "app-loopchat"
 
@@ -111,3 +111,43 @@ def test_containers_work_in_blocking_mode(client: httpx.Client) -> None:
     assert iterated["answer"] == "Items: - 0:ALPHA\n- 1:BETA\n- 2:GAMMA"
     looped = chat(client, LOOP, "x", response_mode="blocking").json()
     assert looped["answer"] == "Loop done, num=3"
+
+
+# --- the emulator's own workflow (emu_containers_wf.yml): cases no recording shows ----------
+
+CONTAINERS_WF = "app-emucontainerswf"
+
+
+def _run_wf(client: httpx.Client, items: str) -> list[dict]:
+    body = {"inputs": {"items": items}, "response_mode": "streaming", "user": "tester"}
+    return events(client.post("/v1/workflows/run", json=body, headers=auth(CONTAINERS_WF)).text)
+
+
+def test_loop_that_never_breaks_runs_loop_count_rounds(client: httpx.Client) -> None:
+    evs = _run_wf(client, "a,b")
+    assert [e["data"]["index"] for e in evs if e["event"] == "loop_next"] == [1]
+    completed = next(e for e in evs if e["event"] == "loop_completed")["data"]
+    assert completed["outputs"] == {"num": 2, "loop_round": 2}
+    assert completed["execution_metadata"]["completed_reason"] == "loop_completed"
+    finished = evs[-1]["data"]
+    assert finished["status"] == "succeeded"
+    assert finished["outputs"] == {"num": 2, "upper": ["A", "B"]}
+    # workflow events keep the four top-level fields (05), container events included
+    assert all(list(e) == ["event", "workflow_run_id", "task_id", "data"] for e in evs)
+
+
+def test_failing_inner_node_fails_the_iteration_and_the_run(client: httpx.Client) -> None:
+    evs = _run_wf(client, "a,bad,c")
+    kinds = [(e["event"], (e["data"] or {}).get("node_id")) for e in evs]
+    assert kinds[-4:] == [
+        ("node_started", "upper"),
+        ("node_finished", "upper"),
+        ("iteration_completed", "iter"),
+        ("workflow_finished", None),
+    ]
+    assert [e["data"]["index"] for e in evs if e["event"] == "iteration_next"] == [0, 1]
+    completed = evs[-2]["data"]
+    assert completed["status"] == "failed"
+    assert "bad item" in completed["error"]
+    assert evs[-1]["data"]["status"] == "failed"
+    assert evs[-1]["data"]["error"] == completed["error"]
