@@ -325,7 +325,10 @@ class GraphRun:
     def _sys_inputs(self, for_node: bool) -> dict[str, Any]:
         """`sys.*` as 01/05 show them; the Start node also sees conversation_id / timestamp."""
         ctx = self.ctx
-        values: dict[str, Any] = dict(ctx.inputs)
+        # Every declared Start variable, in form order, None when not sent (21b: "tone": null).
+        declared = [v["variable"] for v in self.app.start_node.data.get("variables") or []]
+        values: dict[str, Any] = {name: ctx.inputs.get(name) for name in declared}
+        values.update({k: v for k, v in ctx.inputs.items() if k not in values})
         if for_node and self.chatflow:
             values.update(start_node_extras(self.app, ctx.query))
         values["sys.files"] = ctx.files
@@ -385,9 +388,13 @@ class GraphRun:
             status, error = "failed", str(exc)
         ctx.status, ctx.error = status, error
         ctx.answer = "".join(self.answers)
-        ctx.outputs = (
-            {"answer": ctx.answer, "files": []} if self.chatflow else dict(self.end_outputs)
-        )
+        if self.chatflow:
+            # A failed run reports the answer only if an Answer node got to finish: 27a has
+            # the partial answer, 34e (LLM failed before any Answer) has `{}`.
+            answered = status == "succeeded" or bool(self.answers)
+            ctx.outputs = {"answer": ctx.answer, "files": []} if answered else {}
+        else:
+            ctx.outputs = dict(self.end_outputs)
         ctx.elapsed = round(time.monotonic() - self.started, 6)
         ctx.total_tokens, ctx.total_steps = self.tokens, self.steps
         ctx.finished_at = now()

@@ -128,12 +128,14 @@ def replay(client: httpx.Client, rec: Recording, key: str | None) -> httpx.Respo
     return client.request(method, path, headers=headers, content=data)
 
 
+# objects whose key order the comparison checks, recursively
+SHAPED = ("data", "metadata", "usage", "execution_metadata", "outputs")
+
+
 def shape(value):
     """Field names in order, recursively for the objects whose layout the protocol fixes."""
     if isinstance(value, dict):
-        return [
-            (k, shape(v) if k in ("data", "metadata", "usage") else None) for k, v in value.items()
-        ]
+        return [(k, shape(v) if k in SHAPED else None) for k, v in value.items()]
     return None
 
 
