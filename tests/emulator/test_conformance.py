@@ -89,6 +89,11 @@ CASES = {
     "44c": "app-modchatflow",
     "44d": "app-modchatflow",
     "44g": "app-modchatflow",
+    "45a": "app-llmchat",
+    "47a": "app-llmchat",
+    "47b": "app-thinkchatflow",
+    "47c": "app-thinkchatflow",
+    "47d": "app-llmchatflow",
 }
 
 # GET /v1/messages recordings: (list recording, the recording whose run created the conversation)
