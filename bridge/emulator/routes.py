@@ -380,7 +380,7 @@ async def record_request(request: Request) -> None:
 
 @get("/_emulator/journal")
 async def get_journal(request: Request) -> Response:
-    return json_response(emulator_of(request).store.journal)
+    return json_response(list(emulator_of(request).store.journal))
 
 
 @delete("/_emulator/journal", status_code=204)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,13 +109,17 @@ class UploadedFile:
         }
 
 
+JOURNAL_SIZE = 10_000
+
+
 @dataclass
 class EmulatorStore:
     conversations: dict[str, Conversation] = field(default_factory=dict)
     files: dict[str, UploadedFile] = field(default_factory=dict)
     # task_id → set when a stop call for it arrives (the run watches it).
     stop_events: dict[str, asyncio.Event] = field(default_factory=dict)
-    journal: list[dict[str, Any]] = field(default_factory=list)
+    # Bounded: a long-running demo bridge must not grow without end.
+    journal: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=JOURNAL_SIZE))
 
     def find_conversation(
         self, app_key: str, user: str, conversation_id: str
