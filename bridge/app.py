@@ -155,6 +155,9 @@ def create_app(
                 await service.drain()
 
     return Litestar(
+        # structlog does the logging; Litestar's own config would start a queue-listener
+        # thread per app (tests build hundreds of apps).
+        logging_config=None,
         route_handlers=[
             chat_completions,
             list_models,

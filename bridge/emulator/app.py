@@ -48,6 +48,9 @@ def create_emulator_app(config: EmulatorConfig | None = None) -> Litestar:
         idle_timeout=config.idle_timeout,
     )
     app = Litestar(
+        # structlog does the logging; Litestar's own config would start a queue-listener
+        # thread per app (tests build hundreds of apps).
+        logging_config=None,
         route_handlers=ROUTES,
         exception_handlers={DifyError: dify_error_handler},
         before_request=record_request,
