@@ -12,7 +12,7 @@ import hmac
 import msgspec
 
 from bridge.dify.client import DifyTarget
-from bridge.errors import BridgeError, model_not_found, unauthorized
+from bridge.errors import model_not_found, unauthorized
 from bridge.settings import ModelConfig, Settings
 
 EMULATOR_PATH = "/_emulator/v1"
@@ -124,9 +124,3 @@ class ModelRegistry:
     def known(self, model: str) -> bool:
         name = self._canonical(model)
         return name in self.listed_ids() or name in self.models
-
-
-def not_configured() -> BridgeError:
-    return BridgeError(
-        500, "No Dify API URL is configured.", code="bridge_not_configured", retryable=False
-    )

@@ -54,10 +54,9 @@ def _base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-async def _authed_json(request: Request) -> tuple[Emulator, AppSpec, dict[str, Any]]:
-    emulator = emulator_of(request)
-    app = emulator.authenticate(request.headers.get("authorization"))
-    return emulator, app, {}
+def _app(request: Request) -> AppSpec:
+    """The app whose key the request carries (401 otherwise, as recordings 10/11a/11b)."""
+    return emulator_of(request).authenticate(request.headers.get("authorization"))
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -158,7 +157,7 @@ def _blocking_response(body: dict[str, Any]) -> Response:
 
 @post("/v1/chat-messages", status_code=200)
 async def chat_messages(request: Request) -> Response:
-    app = emulator_of(request).authenticate(request.headers.get("authorization"))
+    app = _app(request)
     if app.mode not in CHAT_MODES:
         raise errors.not_chat_app()
     return await _generate(request, app, "/v1/chat-messages", "ChatRequestPayload", True)
@@ -166,7 +165,7 @@ async def chat_messages(request: Request) -> Response:
 
 @post("/v1/completion-messages", status_code=200)
 async def completion_messages(request: Request) -> Response:
-    app = emulator_of(request).authenticate(request.headers.get("authorization"))
+    app = _app(request)
     if app.mode != "completion":
         raise errors.app_unavailable()
     return await _generate(
@@ -176,7 +175,7 @@ async def completion_messages(request: Request) -> Response:
 
 @post("/v1/workflows/run", status_code=200)
 async def workflows_run(request: Request) -> Response:
-    app = emulator_of(request).authenticate(request.headers.get("authorization"))
+    app = _app(request)
     if app.mode != "workflow":
         raise errors.not_workflow_app()
     return await _generate(request, app, "/v1/workflows/run", "WorkflowRunPayload", False)
@@ -187,7 +186,7 @@ async def workflows_run(request: Request) -> Response:
 
 async def _stop(request: Request, task_id: str, allowed: set[str], mismatch) -> Response:
     emulator = emulator_of(request)
-    app = emulator.authenticate(request.headers.get("authorization"))
+    app = _app(request)
     if app.mode not in allowed:
         raise mismatch()
     require_user(await _body(request))
@@ -224,7 +223,7 @@ _SYSTEM_PARAMETERS = {
 
 @get("/v1/parameters")
 async def parameters(request: Request) -> Response:
-    app = emulator_of(request).authenticate(request.headers.get("authorization"))
+    app = _app(request)
     source = app.features if app.is_graph else app.model_config
     off = {"enabled": False}
     body = {
@@ -246,7 +245,7 @@ async def parameters(request: Request) -> Response:
 
 @get("/v1/info")
 async def info(request: Request) -> Response:
-    app = emulator_of(request).authenticate(request.headers.get("authorization"))
+    app = _app(request)
     return json_response(
         {
             "name": app.name,
@@ -260,7 +259,7 @@ async def info(request: Request) -> Response:
 
 @get("/v1/meta")
 async def meta(request: Request) -> Response:
-    emulator_of(request).authenticate(request.headers.get("authorization"))
+    _app(request)
     return json_response({"tool_icons": {}})
 
 
@@ -270,7 +269,7 @@ async def meta(request: Request) -> Response:
 @get("/v1/conversations")
 async def conversations(request: Request) -> Response:
     emulator = emulator_of(request)
-    app = emulator.authenticate(request.headers.get("authorization"))
+    app = _app(request)
     if app.mode not in CHAT_MODES:
         raise errors.not_chat_app()
     limit = int(request.query_params.get("limit") or 20)
@@ -283,7 +282,7 @@ async def conversations(request: Request) -> Response:
 @get("/v1/messages")
 async def messages(request: Request) -> Response:
     emulator = emulator_of(request)
-    app = emulator.authenticate(request.headers.get("authorization"))
+    app = _app(request)
     if app.mode not in CHAT_MODES:
         raise errors.not_chat_app()
     query = dict(request.query_params)
@@ -313,7 +312,7 @@ async def messages(request: Request) -> Response:
 @post("/v1/files/upload", status_code=201)
 async def upload_file(request: Request) -> Response:
     emulator = emulator_of(request)
-    emulator.authenticate(request.headers.get("authorization"))
+    _app(request)
     form = await request.form()
     upload = form.get("file")
     user = str(form.get("user") or "DEFAULT-USER")
@@ -339,7 +338,7 @@ async def upload_file(request: Request) -> Response:
         extension=extension,
         mime_type=mime,
         user=emulator.end_user_id(
-            emulator.authenticate(request.headers.get("authorization")), user
+            _app(request), user
         ),
         created_at=now(),
         content=content,
@@ -359,7 +358,7 @@ async def record_request(request: Request) -> None:
     emulator = emulator_of(request)
     app_name = None
     with contextlib.suppress(errors.DifyError):
-        app_name = emulator.authenticate(request.headers.get("authorization")).name
+        app_name = _app(request).name
     entry: dict[str, Any] = {
         "method": request.method,
         "path": path,
