@@ -173,15 +173,18 @@ class DifyRun:
             or self.turn.call.conversation_id
         )
 
-    def _deadline(self) -> float | None:
-        if self.turn.mode not in FLOW_MODES:
-            return None
+    def _first_event_seconds(self) -> float:
         seconds = self.service.settings.first_event_timeout
         if self.turn.call.conversation_id:
             # An unknown conversation makes Dify ping once and then hang (rec. 13a): a
             # continued conversation gets a shorter deadline so recovery is quick.
             seconds = min(seconds, self.service.settings.conversation_check_timeout)
-        return time.monotonic() + seconds
+        return seconds
+
+    def _deadline(self) -> float | None:
+        if self.turn.mode not in FLOW_MODES:
+            return None
+        return time.monotonic() + self._first_event_seconds()
 
     async def _decide_hold(self) -> None:
         if self._hold_lookup is None:
@@ -287,7 +290,7 @@ class DifyRun:
         return BridgeError(
             504,
             f"Dify accepted the request but did not start the run within "
-            f"{self.service.settings.first_event_timeout:g}s"
+            f"{self._first_event_seconds():g}s"
             + (" (the conversation may not exist)" if self.turn.call.conversation_id else "")
             + ".",
             code="dify_first_event_timeout",

@@ -179,3 +179,28 @@ async def test_auto_mode_falls_back_on_the_wrong_mode_error(bridge_for):
     # The learned mode is cached: the second request goes straight to workflows/run.
     assert paths.count("/v1/chat-messages") == 1 and paths.count("/v1/workflows/run") == 2
     assert replay.bodies("workflows/run")[0]["inputs"] == {"query": "hi"}
+
+
+async def test_continued_conversation_hang_reports_the_shorter_deadline(bridge_for):
+    # A pinned conversation that Dify does not run (rec. 13a) fails after
+    # `conversation_check_timeout`, and the message names that deadline, not the longer one.
+    import httpx
+
+    from tests.support.recordings import load
+
+    replay = DifyReplay(
+        routes={
+            "chat-messages": load("13a"),
+            "messages": lambda request: httpx.Response(200, json={"limit": 1, "has_more": False, "data": []}),
+        },
+        hang=True,
+    )
+    async with bridge_for(replay, first_event_timeout=30, conversation_check_timeout=0.5) as client:
+        response = await client.post(
+            "/v1/chat/completions",
+            json=HI,
+            headers={**AUTH, "X-Dify-Conversation-Id": "4f4f71a6-b29a-41d1-99f6-c4ff3790d024"},
+        )
+    assert response.status_code == 504
+    message = response.json()["error"]["message"]
+    assert "within 0.5s" in message and "conversation may not exist" in message
