@@ -17,14 +17,18 @@ from litestar.middleware.base import DefineMiddleware
 
 from bridge.access import InFlight, RequestContext
 from bridge.conversations import open_store
+from bridge.conversations.responses import open_response_store
 from bridge.dify.client import DifyClient
+from bridge.endpoints import not_found
 from bridge.errors import BridgeError
 from bridge.logging import configure_logging
 from bridge.metrics import DifyErrorCounting, MetricsController, prometheus_config
 from bridge.readiness import Readiness
 from bridge.routes.chat import CONVERSATION_HEADER, chat_completions
+from bridge.routes.completions import create_completion
 from bridge.routes.health import healthz, index, readyz
 from bridge.routes.models import list_models, retrieve_model
+from bridge.routes.responses import create_response, delete_response, retrieve_response
 from bridge.routing import ModelRegistry
 from bridge.serving import ChatService
 from bridge.settings import Settings, load_settings
@@ -49,10 +53,11 @@ def _http_error(request: Request, exc: HTTPException) -> Response[Any]:
     elif status == 405:
         message = f"Method {request.method} is not allowed on {request.url.path}."
     elif status == 404:
-        message = f"Unknown path {request.url.path}; the OpenAI API lives under /v1."
+        message, code = not_found(request.url.path)
+        return _bridge_error(request, BridgeError(404, message, code=code, retryable=False))
     else:
         message = exc.detail or "Bad request."
-    code = {413: "request_too_large", 404: "not_found", 405: "method_not_allowed"}.get(status)
+    code = {413: "request_too_large", 405: "method_not_allowed"}.get(status)
     return _bridge_error(request, BridgeError(status, message, code=code, retryable=False))
 
 
@@ -85,7 +90,7 @@ def _cors(settings: Settings) -> CORSConfig | None:
         conversation_headers.append(settings.task_header)
     return CORSConfig(
         allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type", "X-Request-Id", *conversation_headers],
         expose_headers=["X-Request-Id", CONVERSATION_HEADER],
         max_age=600,
@@ -132,6 +137,11 @@ def create_app(
                 settings.store, ttl=settings.store_ttl, max_entries=settings.store_max_entries
             )
             stack.push_async_callback(store.close)
+            # Responses API ids → Dify conversations, beside the conversation store (issue 11).
+            app.state.response_store = await open_response_store(
+                settings.store, ttl=settings.store_ttl, max_entries=settings.store_max_entries
+            )
+            stack.push_async_callback(app.state.response_store.close)
             service = ChatService(effective, DifyClient(http), store)
             app.state.chat_service = service
             app.state.readiness = Readiness(
@@ -160,6 +170,10 @@ def create_app(
         logging_config=None,
         route_handlers=[
             chat_completions,
+            create_response,
+            retrieve_response,
+            delete_response,
+            create_completion,
             list_models,
             retrieve_model,
             healthz,

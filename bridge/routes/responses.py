@@ -1,0 +1,161 @@
+"""POST /v1/responses, GET and DELETE /v1/responses/{id} (and the same without /v1).
+
+Served by the chat engine: the Responses request becomes a chat request
+(`bridge.translate.responses`), `ChatService` prepares and starts the Dify run, and the
+delivery functions frame it with a Responses encoder/aggregator. `previous_response_id`
+continues the Dify conversation (`bridge.response_keeper`).
+"""
+
+from __future__ import annotations
+
+import msgspec
+import structlog
+from litestar import Request, Response, delete, get, post
+from litestar.params import FromPath
+from litestar.response import Stream
+
+from bridge.conversations import StoreUnavailable
+from bridge.conversations.responses import ResponseStore, StoredResponse
+from bridge.delivery import complete, padded_completion, sse_frames
+from bridge.errors import BridgeError, bad_request
+from bridge.openai.responses import DeletedResponse, ResponseCreateRequest, ResponseObject
+from bridge.response_keeper import (
+    ResponseRecorder,
+    continuation,
+    owner_of,
+    response_not_found,
+)
+from bridge.routes.chat import (
+    CLIENT_CLOSED,
+    CONVERSATION_HEADER,
+    HEADER_WAIT_SECONDS,
+    STREAM_HEADERS,
+)
+from bridge.routing import ModelRegistry, credential_from_header
+from bridge.serving import ChatService, DifyRun, PreparedTurn
+from bridge.translate.request import dify_user
+from bridge.translate.responses import (
+    ResponseAggregator,
+    ResponseBuilder,
+    ResponseEncoder,
+    chat_request_for,
+)
+
+_decoder = msgspec.json.Decoder(ResponseCreateRequest)
+
+
+def decode_response_request(body: bytes) -> ResponseCreateRequest:
+    if not body.strip():
+        raise bad_request("The request body is empty; expected a JSON Responses request.")
+    try:
+        return _decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        message, _, where = str(exc).rpartition(" - at ")
+        param = where.strip("`").removeprefix("$.") if where else None
+        raise bad_request(f"Invalid request: {message or exc}", param=param or None) from None
+    except msgspec.DecodeError:
+        raise bad_request("We could not parse the JSON body of your request.") from None
+
+
+@post(["/v1/responses", "/responses"], status_code=200)
+async def create_response(request: Request) -> Response | Stream:
+    state = request.app.state
+    service: ChatService = state.chat_service
+    registry: ModelRegistry = state.registry
+    store: ResponseStore = state.response_store
+    body = decode_response_request(await request.body())
+    structlog.contextvars.bind_contextvars(model=body.model)
+    credential = credential_from_header(request.headers.get("authorization"))
+    route = registry.resolve(body.model, credential)
+    user = dify_user(body.user, credential)
+    follow = await continuation(store, body.previous_response_id, route=route, user=user)
+    chat = chat_request_for(body, follow.history)
+    turn = await _prepare(service, chat, route, credential, follow.pinned)
+    structlog.contextvars.bind_contextvars(mode=turn.mode, conversation=turn.context.plan.reason)
+    run = await service.start(turn)
+    builder = ResponseBuilder(body, replace_in_place=not body.stream)
+    recorder = ResponseRecorder(
+        store,
+        builder,
+        chat=chat,
+        route=route,
+        user=user,
+        owner=owner_of(credential),
+        enabled=body.store is not False,
+    )
+    if body.stream:
+        await run.wait_started(HEADER_WAIT_SECONDS)
+        return Stream(
+            recorder.frames(sse_frames(run, ResponseEncoder(builder), service), run),  # type: ignore[arg-type]
+            media_type="text/event-stream",
+            headers=_headers(run, STREAM_HEADERS),
+        )
+    aggregator = ResponseAggregator(builder)
+    keepalive = route.config.nonstream_keepalive
+    if service.settings.nonstream_keepalive if keepalive is None else keepalive:
+        await run.wait_started(HEADER_WAIT_SECONDS)
+        return Stream(
+            recorder.frames(padded_completion(run, aggregator, service), run),  # type: ignore[arg-type]
+            media_type="application/json",
+            headers=_headers(run, STREAM_HEADERS),
+        )
+    result = await complete(request, run, aggregator, service)  # type: ignore[arg-type]
+    if result is None:
+        return Response(b"", status_code=CLIENT_CLOSED)
+    await recorder.record(run)
+    return Response(result, headers=_headers(run, {}))
+
+
+async def _prepare(
+    service: ChatService,
+    chat: object,
+    route: object,
+    credential: str | None,
+    pinned: str | None,
+) -> PreparedTurn:
+    try:
+        return await service.prepare(chat, route, credential, pinned=pinned)  # type: ignore[arg-type]
+    except BridgeError as exc:
+        if not pinned or exc.code != "conversation_not_found":
+            raise
+    # Dify no longer has the conversation: fork from the stored history instead of failing.
+    structlog.get_logger("bridge.responses").warning(
+        "dify_conversation_lost", conversation_id=pinned
+    )
+    return await service.prepare(chat, route, credential)  # type: ignore[arg-type]
+
+
+def _headers(run: DifyRun, base: dict[str, str]) -> dict[str, str]:
+    headers = dict(base)
+    if run.conversation_id:
+        headers[CONVERSATION_HEADER] = run.conversation_id
+    return headers
+
+
+async def _owned(request: Request, response_id: str) -> StoredResponse:
+    registry: ModelRegistry = request.app.state.registry
+    store: ResponseStore = request.app.state.response_store
+    credential = credential_from_header(request.headers.get("authorization"))
+    registry.authenticate(credential)  # a wrong key is a 401, as everywhere
+    try:
+        record = await store.get(response_id)
+    except StoreUnavailable:
+        raise BridgeError(
+            503, "The response store is unavailable; try again.", code="store_unavailable"
+        ) from None
+    if record is None or record.owner != owner_of(credential):
+        raise response_not_found(response_id)
+    return record
+
+
+@get(["/v1/responses/{response_id:str}", "/responses/{response_id:str}"])
+async def retrieve_response(request: Request, response_id: FromPath[str]) -> ResponseObject:
+    return (await _owned(request, response_id)).response
+
+
+@delete(["/v1/responses/{response_id:str}", "/responses/{response_id:str}"], status_code=200)
+async def delete_response(request: Request, response_id: FromPath[str]) -> DeletedResponse:
+    await _owned(request, response_id)
+    store: ResponseStore = request.app.state.response_store
+    await store.delete(response_id)
+    return DeletedResponse(id=response_id)
