@@ -143,5 +143,42 @@ def models(config: str | None) -> None:
         click.echo("(demo mode: plus the sample apps of the built-in emulator)", err=True)
 
 
+@main.command()
+@click.argument("dsl_files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--dify-url", envvar="DIFY_API_URL", help="Dify base URL (…/v1 is fine too).")
+@click.option("--model", "models", multiple=True, help="Model name per DSL file, in order.")
+@click.option(
+    "--write-config",
+    type=click.Path(dir_okay=False),
+    envvar="BRIDGE_CONFIG",
+    help="Bridge YAML config to create/update (default: BRIDGE_CONFIG).",
+)
+@click.option("--admin-email", envvar="DIFY_ADMIN_EMAIL", help="Default: DIFY_ADMIN_EMAIL.")
+@click.option(
+    "--admin-password", envvar="DIFY_ADMIN_PASSWORD", help="Default: DIFY_ADMIN_PASSWORD."
+)
+@click.option("--admin-name", default="admin", show_default=True, help="For a fresh Dify.")
+@click.option("--init-password", envvar="DIFY_INIT_PASSWORD", help="Dify's INIT_PASSWORD.")
+def provision(
+    dsl_files: tuple[str, ...],
+    dify_url: str | None,
+    models: tuple[str, ...],
+    write_config: str | None,
+    admin_email: str | None,
+    admin_password: str | None,
+    admin_name: str,
+    init_password: str | None,
+) -> None:
+    """Import Dify DSL files, publish them, create API keys, and write the bridge config."""
+    from bridge.provision.command import run_provision
+
+    sys.exit(
+        run_provision(
+            dsl_files, dify_url, models, write_config,
+            admin_email, admin_password, admin_name, init_password,
+        )
+    )  # fmt: skip
+
+
 if __name__ == "__main__":
     main()
