@@ -18,6 +18,7 @@ from bridge.conversations import (
     StoreUnavailable,
     TurnPlan,
     chat_key,
+    claim_turn,
     look_up_turn,
     normalise_messages,
     plan_turn,
@@ -46,6 +47,8 @@ class TurnContext(msgspec.Struct, kw_only=True):
     background: bool = False
     system_in_query: bool = True
     """System text goes into carried history (no input variable took it); kept for replans."""
+    claim: str | None = None
+    """The head claim of a continued conversation (``claim_turn``), released by `remember`."""
 
 
 def pinned_conversation(header: str | None, body: str | None) -> str | None:
@@ -107,6 +110,12 @@ class ConversationKeeper:
             pinned_conversation_id=pinned,
             system_in_query=system_in_query,
         )
+        claim = None
+        if plan.reason == "hit" and lookup is not None and self.store is not None:
+            # Only one request may continue a conversation from a given state (issue 13).
+            lookup, claim = await claim_turn(self.store, lookup)
+            if claim is None:
+                plan = plan_turn(messages, lookup=lookup, system_in_query=system_in_query)
         log.debug("conversation_plan", reason=plan.reason, carried_history=plan.carried_history)
         return TurnContext(
             app_id=app_id,
@@ -115,6 +124,7 @@ class ConversationKeeper:
             plan=plan,
             chat_key=key,
             system_in_query=system_in_query,
+            claim=claim,
         )
 
     def replan_as_new(self, context: TurnContext) -> TurnContext:
@@ -125,7 +135,7 @@ class ConversationKeeper:
             lookup=None,
             system_in_query=context.system_in_query,
         )
-        return msgspec.structs.replace(context, plan=plan)
+        return msgspec.structs.replace(context, plan=plan, claim=None)
 
     async def remember(
         self, context: TurnContext, answer: str, conversation_id: str | None
@@ -140,6 +150,7 @@ class ConversationKeeper:
             answer=answer,
             conversation_id=conversation_id,
             chat_key=context.chat_key,
+            claim=context.claim,
         )
 
     async def forget(self, conversation_id: str) -> None:

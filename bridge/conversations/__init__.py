@@ -20,7 +20,7 @@ from bridge.conversations.store import (
     StoreUnavailable,
     open_store,
 )
-from bridge.conversations.turns import look_up_turn, record_turn
+from bridge.conversations.turns import claim_turn, look_up_turn, record_turn
 
 __all__ = [
     "ConversationStore",
@@ -33,6 +33,7 @@ __all__ = [
     "TurnReason",
     "carries_history",
     "chat_key",
+    "claim_turn",
     "fingerprint",
     "fingerprint_normalised",
     "look_up_turn",

@@ -66,10 +66,23 @@ class MemoryStore:
         self._check_open()
         return self._turns.get(fingerprint)
 
-    async def put(self, fingerprint: str, turn: StoredTurn) -> None:
+    async def put(
+        self, fingerprint: str, turn: StoredTurn, *, replacing: str | None = None
+    ) -> bool:
         self._check_open()
         self._turns.put(fingerprint, turn)
+        if replacing is not None and self._heads.get(turn.conversation_id) != replacing:
+            return False
         self._heads.put(turn.conversation_id, fingerprint)
+        return True
+
+    async def swap_head(self, conversation_id: str, expected: str, new: str) -> bool:
+        # No await between the read and the write: atomic for this event loop.
+        self._check_open()
+        if self._heads.get(conversation_id) != expected:
+            return False
+        self._heads.put(conversation_id, new)
+        return True
 
     async def head(self, conversation_id: str) -> str | None:
         self._check_open()

@@ -67,6 +67,9 @@ class Lookup(msgspec.Struct, frozen=True, kw_only=True):
     """The conversation that history was stored under (by fingerprint or chat key)."""
     head: str | None = None
     """Fingerprint of that conversation's latest stored state; ``None`` if forgotten."""
+    stored_head: str | None = None
+    """The head as read from the store when it differs from ``head``: a lookup by chat key
+    alone counts as being at the head whatever it is, and a claim compares against this."""
     store_down: bool = False
     """The store raised :class:`~bridge.conversations.store.StoreUnavailable`."""
 

@@ -48,6 +48,28 @@ end
 redis.call('DEL', KEYS[1], KEYS[2])
 """
 
+# Compare-and-set of a head: Redis runs a script atomically, so no other replica's command
+# lands between the GET and the SET (WATCH/MULTI would need a retry loop for the same effect).
+# KEYS[1] head; ARGV: expected, new, ttl in ms.
+_SWAP_HEAD_SCRIPT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+    return 0
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
+# Stores a turn and replaces a claimed head with its fingerprint in one step.
+# KEYS[1] turn, KEYS[2] head; ARGV: turn JSON, fingerprint, claim, ttl in ms.
+_PUT_REPLACING_SCRIPT = """
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
+if redis.call('GET', KEYS[2]) ~= ARGV[3] then
+    return 0
+end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
+return 1
+"""
+
 _turn_decoder = msgspec.json.Decoder(StoredTurn)
 
 
@@ -59,6 +81,8 @@ class RedisStore:
         self._ttl_ms = max(1, round(ttl * 1000))
         self._namespace = namespace
         self._forget = client.register_script(_FORGET_SCRIPT)
+        self._swap_head = client.register_script(_SWAP_HEAD_SCRIPT)
+        self._put_replacing = client.register_script(_PUT_REPLACING_SCRIPT)
         self._closed = False
 
     @classmethod
@@ -92,12 +116,29 @@ class RedisStore:
             # Written by an incompatible bridge version: as good as absent.
             return None
 
-    async def put(self, fingerprint: str, turn: StoredTurn) -> None:
+    async def put(
+        self, fingerprint: str, turn: StoredTurn, *, replacing: str | None = None
+    ) -> bool:
+        encoded = msgspec.json.encode(turn)
         with self._unavailable_on_error():
+            if replacing is not None:
+                moved = await self._put_replacing(
+                    keys=[self._turn_key(fingerprint), self._head_key(turn.conversation_id)],
+                    args=[encoded, fingerprint, replacing, self._ttl_ms],
+                )
+                return bool(moved)
             async with self._client.pipeline(transaction=True) as pipe:
-                pipe.set(self._turn_key(fingerprint), msgspec.json.encode(turn), px=self._ttl_ms)
+                pipe.set(self._turn_key(fingerprint), encoded, px=self._ttl_ms)
                 pipe.set(self._head_key(turn.conversation_id), fingerprint, px=self._ttl_ms)
                 await pipe.execute()
+        return True
+
+    async def swap_head(self, conversation_id: str, expected: str, new: str) -> bool:
+        with self._unavailable_on_error():
+            swapped = await self._swap_head(
+                keys=[self._head_key(conversation_id)], args=[expected, new, self._ttl_ms]
+            )
+        return bool(swapped)
 
     async def head(self, conversation_id: str) -> str | None:
         with self._unavailable_on_error():

@@ -104,19 +104,32 @@ class SqliteStore:
         conversation_id, turn, created_at = row
         return StoredTurn(conversation_id=conversation_id, turn=turn, created_at=created_at)
 
-    async def put(self, fingerprint: str, turn: StoredTurn) -> None:
-        def write(connection: sqlite3.Connection) -> None:
+    async def put(
+        self, fingerprint: str, turn: StoredTurn, *, replacing: str | None = None
+    ) -> bool:
+        def write(connection: sqlite3.Connection) -> bool:
             expires_at = time.time() + self._ttl
             connection.execute(
                 "INSERT OR REPLACE INTO turns VALUES (?, ?, ?, ?, ?)",
                 (fingerprint, turn.conversation_id, turn.turn, turn.created_at, expires_at),
             )
+            if replacing is not None:
+                return _swap_head(
+                    connection, turn.conversation_id, replacing, fingerprint, expires_at
+                )
             connection.execute(
                 "INSERT OR REPLACE INTO heads VALUES (?, ?, ?)",
                 (turn.conversation_id, fingerprint, expires_at),
             )
+            return True
 
-        await self._run(self._write, write)
+        return await self._run(self._write, write)
+
+    async def swap_head(self, conversation_id: str, expected: str, new: str) -> bool:
+        def write(connection: sqlite3.Connection) -> bool:
+            return _swap_head(connection, conversation_id, expected, new, time.time() + self._ttl)
+
+        return await self._run(self._write, write)
 
     async def head(self, conversation_id: str) -> str | None:
         row = await self._run(
@@ -180,13 +193,14 @@ class SqliteStore:
     def _fetch_one(self, sql: str, parameters: tuple[object, ...]) -> tuple[object, ...] | None:
         return self._connection.execute(sql, parameters).fetchone()
 
-    def _write(self, write: Callable[[sqlite3.Connection], None]) -> None:
+    def _write(self, write: Callable[[sqlite3.Connection], T]) -> T:
         with _immediate_transaction(self._connection):
-            write(self._connection)
+            result = write(self._connection)
         self._writes_since_prune += 1
         if self._writes_since_prune >= self._prune_every:
             self._writes_since_prune = 0
             self._prune()
+        return result
 
     def _prune(self) -> None:
         now = time.time()
@@ -218,6 +232,20 @@ def _connect(path: str) -> sqlite3.Connection:
         connection.close()
         raise
     return connection
+
+
+def _swap_head(
+    connection: sqlite3.Connection, conversation_id: str, expected: str, new: str, expires_at: float
+) -> bool:
+    """Compare-and-set of a head, inside the caller's ``BEGIN IMMEDIATE`` transaction: the
+    write lock is held from the start, so no other connection (thread or process sharing the
+    file) can change the row between the comparison and the update."""
+    cursor = connection.execute(
+        "UPDATE heads SET fingerprint = ?, expires_at = ?"
+        " WHERE conversation_id = ? AND fingerprint = ? AND expires_at > ?",
+        (new, expires_at, conversation_id, expected, time.time()),
+    )
+    return cursor.rowcount == 1
 
 
 @contextlib.contextmanager

@@ -3,10 +3,14 @@
 Three kinds of entry, each expiring ``ttl`` seconds after it was last written:
 
 - **turn**: fingerprint of a conversation state → :class:`StoredTurn` (its Dify conversation);
-- **head**: Dify conversation id → fingerprint of the latest state stored for it. ``put``
-  advances it (the last writer wins). A lookup whose fingerprint is not the head of its
-  conversation means the client went back in time (regenerate, edited message): the Dify
-  conversation has moved on and cannot be rewound;
+- **head**: Dify conversation id → fingerprint of the latest state stored for it. A lookup
+  whose fingerprint is not the head of its conversation means the client went back in time
+  (regenerate, edited message): the Dify conversation has moved on and cannot be rewound.
+  Heads only move by compare-and-set when a stored conversation is continued: the request
+  first *claims* the head (:meth:`ConversationStore.swap_head` from the state it continues
+  to a claim token), then ``put`` replaces that claim with the new state. Of two requests
+  continuing the same state at the same instant, on any replica, exactly one claims it; the
+  other sees a moved head and forks (issue 13);
 - **chat key**: a client's own chat id (``X-Conversation-Key``, scoped by
   :func:`~bridge.conversations.fingerprint.chat_key`) → Dify conversation id.
 
@@ -41,8 +45,20 @@ class ConversationStore(Protocol):
         """The turn stored under ``fingerprint``, or ``None`` (never stored or expired)."""
         ...
 
-    async def put(self, fingerprint: str, turn: StoredTurn) -> None:
-        """Store a turn and make ``fingerprint`` the head of ``turn.conversation_id``."""
+    async def put(
+        self, fingerprint: str, turn: StoredTurn, *, replacing: str | None = None
+    ) -> bool:
+        """Store a turn and make ``fingerprint`` the head of ``turn.conversation_id``.
+
+        With ``replacing``, the head moves only if it still is ``replacing`` (a claim taken
+        with :meth:`swap_head`); the turn is stored either way. Turn and head are written
+        atomically. Returns whether the head moved.
+        """
+        ...
+
+    async def swap_head(self, conversation_id: str, expected: str, new: str) -> bool:
+        """Compare-and-set: make ``new`` the head if the head is ``expected`` (atomic, also
+        across processes sharing the store). Returns whether it was swapped."""
         ...
 
     async def head(self, conversation_id: str) -> str | None:
