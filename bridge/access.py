@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from contextvars import ContextVar
 from typing import Any
 
 import msgspec
@@ -28,6 +29,7 @@ from bridge.metrics import (
     code_label,
     model_label,
 )
+from bridge.translate.stream import ContentDelta, ContentReplaced, Failed, Finished, ReasoningDelta
 
 log = structlog.get_logger("bridge")
 
@@ -66,6 +68,13 @@ class _Payload(msgspec.Struct):
 
 
 _payload = msgspec.json.Decoder(_Payload)
+_TEXT_ITEMS = (ContentDelta, ReasoningDelta, ContentReplaced)
+_current_watch: ContextVar[ResponseWatch | None] = ContextVar("bridge_response_watch", default=None)
+
+
+def current_watch() -> ResponseWatch:
+    """The watch of the request being served (a detached one outside the middleware)."""
+    return _current_watch.get() or ResponseWatch(chat=False)
 
 
 def shutdown_error() -> BridgeError:
@@ -99,7 +108,9 @@ class InFlight:
 
 
 class ResponseWatch:
-    """What one response did, from the ASGI messages sent to the client."""
+    """What one response did: from the ASGI messages sent to the client, or, for a relayed
+    Dify run, from the output items the relay reports batch by batch (`note_items`), so the
+    frames need not be parsed again on their way out."""
 
     def __init__(self, chat: bool) -> None:
         self.chat = chat
@@ -112,8 +123,26 @@ class ResponseWatch:
         self.usage: _Usage | None = None
         self.error_code: str | None = None
         self.done = False
+        self.reported = False  # the relay reports the items: frames are not parsed
         self._pending = b""
         self._json = bytearray()
+
+    def note_items(self, items: list[Any]) -> None:
+        for item in items:
+            kind = type(item)
+            if kind is Finished:
+                self.done = True
+                if item.usage is not None:
+                    self.usage = _Usage(
+                        prompt_tokens=item.usage.prompt_tokens,
+                        completion_tokens=item.usage.completion_tokens,
+                        total_tokens=item.usage.total_tokens,
+                    )
+            elif kind is Failed:
+                self.done = True
+                self.error_code = item.error.code or "unknown"
+            elif self.first_token is None and kind in _TEXT_ITEMS and item.text:
+                self.first_token = time.perf_counter()
 
     def response_start(self, message: Message) -> None:
         self.status = message["status"]
@@ -125,7 +154,9 @@ class ResponseWatch:
         self.json = content_type.startswith(b"application/json")
 
     def response_body(self, body: bytes, more_body: bool) -> None:
-        if self.chat and self.stream:
+        if self.reported:
+            pass
+        elif self.chat and self.stream:
             self._read_frames(body)
         elif self.chat and self.json and len(self._json) + len(body) <= _MAX_JSON_BODY:
             self._json += body
@@ -198,6 +229,7 @@ class RequestContext:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         chat = scope["method"] == "POST" and scope["path"] in CHAT_PATHS
         watch = ResponseWatch(chat)
+        _current_watch.set(watch)
         finished = False
         streaming = False
 
@@ -299,12 +331,6 @@ def _record(scope: Scope, watch: ResponseWatch) -> None:
         fields["stream"] = watch.stream
         fields["ttft_ms"] = watch.ms(watch.first_token)
         usage = watch.usage
-        if usage is None and "prompt_tokens" in context:
-            usage = _Usage(
-                prompt_tokens=context.get("prompt_tokens") or 0,
-                completion_tokens=context.get("completion_tokens") or 0,
-                total_tokens=context.get("total_tokens") or 0,
-            )
         if usage is not None:
             fields.update(
                 prompt_tokens=usage.prompt_tokens,

@@ -97,6 +97,22 @@ def _cors(settings: Settings) -> CORSConfig | None:
     )
 
 
+def _dify_http(
+    settings: Settings, connections: int, transport: httpx.AsyncBaseTransport | None
+) -> httpx.AsyncClient:
+    """A client towards Dify with its own pool of `connections`; waiting for a free slot is
+    bounded by the connect timeout like any other wait."""
+    timeout = httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout)
+    limits = httpx.Limits(
+        max_connections=connections, max_keepalive_connections=min(connections, 256)
+    )
+    return httpx.AsyncClient(
+        timeout=timeout,
+        trust_env=False,
+        transport=DifyErrorCounting(transport or httpx.AsyncHTTPTransport(limits=limits)),
+    )
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -110,14 +126,12 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        timeout = httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout)
-        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
         async with contextlib.AsyncExitStack() as stack:
-            transport = dify_transport or httpx.AsyncHTTPTransport(limits=limits)
             http = await stack.enter_async_context(
-                httpx.AsyncClient(
-                    timeout=timeout, trust_env=False, transport=DifyErrorCounting(transport)
-                )
+                _dify_http(settings, settings.upstream_connections, dify_transport)
+            )
+            control = await stack.enter_async_context(
+                _dify_http(settings, settings.control_connections, dify_transport)
             )
             # Readiness probes get their own client: short timeouts, and their expected 401s
             # are not Dify errors worth counting.
@@ -142,7 +156,7 @@ def create_app(
                 settings.store, ttl=settings.store_ttl, max_entries=settings.store_max_entries
             )
             stack.push_async_callback(app.state.response_store.close)
-            service = ChatService(effective, DifyClient(http), store)
+            service = ChatService(effective, DifyClient(http, control), store)
             app.state.chat_service = service
             app.state.readiness = Readiness(
                 app.state.registry, probe_http, settings.ready_cache_ttl

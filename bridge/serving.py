@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -19,7 +18,15 @@ import structlog
 from bridge.conversation_keeper import ConversationKeeper, TurnContext, pinned_conversation
 from bridge.conversations import ConversationStore
 from bridge.dify import events as ev
-from bridge.dify.client import DifyAPIError, DifyClient, DifyTarget, DifyTimeout, DifyUnreachable
+from bridge.dify.client import (
+    DifyAPIError,
+    DifyBadStream,
+    DifyClient,
+    DifyStream,
+    DifyTarget,
+    DifyTimeout,
+    DifyUnreachable,
+)
 from bridge.errors import BridgeError
 from bridge.inputs import InputMapper
 from bridge.openai.types import ChatCompletionRequest
@@ -47,14 +54,6 @@ WRONG_MODE_FALLBACK = {
     "app_unavailable": "chat",  # completion-messages on a chat app, rec. 08c / 32e
 }
 DEFAULT_REASONING_MODES = frozenset({"advanced-chat", "workflow", "agent-chat", "agent"})
-
-
-class Keepalive(msgspec.Struct):
-    """Nothing to say yet: the route sends an SSE comment so proxies keep the stream open."""
-
-
-KEEPALIVE = Keepalive()
-_END = object()
 
 
 class AppModeCache:
@@ -102,30 +101,42 @@ class PreparedTurn(msgspec.Struct, kw_only=True):
         return self.context.plan.reason == "hit"
 
 
+# Items a reader may hold for a consumer that is not taking them (a client reading slowly):
+# past this the reader waits, so a stalled client bounds memory instead of buffering Dify.
+MAX_PENDING_ITEMS = 2048
+
+
 class DifyRun:
-    """One open Dify stream, consumed as output items with keepalive ticks in between."""
+    """One Dify run, read by its own task.
+
+    The reader turns each network read into output items (`StreamTranslator.feed_all`) and
+    leaves them in `take()`; the consumer (bridge.delivery) waits on `ready`, which the reader,
+    keepalive ticks and the client watch all set. Whatever Dify sent while the consumer was
+    busy writing goes out as one batch: the work per event is parsing and translating only.
+    The reader owns the deadlines: the first-event deadline of a flow (with recovery of a lost
+    conversation) and, through httpx's read timeout, every later silence.
+    """
 
     def __init__(
         self,
         service: ChatService,
         turn: PreparedTurn,
-        events: AsyncIterator[ev.StreamItem],
+        stream: DifyStream,
         exit_stack: contextlib.AsyncExitStack,
     ) -> None:
         self.service = service
+        self.ready = asyncio.Event()
         self._closed = False
         self._hold = False
         # Workflow runs have no message_replace; holding their text would only delay it.
         self._hold_lookup: asyncio.Task[bool | None] | None = None
         if turn.route.config.moderation == "hold" and turn.mode != "workflow":
             self._hold_lookup = asyncio.create_task(service.moderates_output(turn.route.target))
-        self._attach(turn, events, exit_stack)
+        self._attach(turn, stream, exit_stack)
+        self._reader = asyncio.create_task(self._read())
 
     def _attach(
-        self,
-        turn: PreparedTurn,
-        events: AsyncIterator[ev.StreamItem],
-        exit_stack: contextlib.AsyncExitStack,
+        self, turn: PreparedTurn, stream: DifyStream, exit_stack: contextlib.AsyncExitStack
     ) -> None:
         self.turn = turn
         config = turn.route.config
@@ -141,29 +152,37 @@ class DifyRun:
                 self.service.settings.dify_public_url, turn.route.target.base_url
             ),
         )
-        self._events = events
+        self._stream = stream
         self._exit_stack = exit_stack
-        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=256)
+        self._pending: list[OutputItem] = []
+        self._room = asyncio.Event()
+        self._room.set()
         self._started = asyncio.Event()
+        self.ended = False  # the reader is done: what is pending is all there will be
+        self.pinged = False  # Dify sent a ping since the last take()
         self.first_conversation_id: str | None = None
-        self._pump_task = asyncio.create_task(self._pump())
 
-    async def _pump(self) -> None:
-        try:
-            async for event in self._events:
-                if not isinstance(event, ev.Ping) and not self._started.is_set():
-                    self.first_conversation_id = getattr(event, "conversation_id", None)
-                    self._started.set()
-                await self._queue.put(event)
-            await self._queue.put(_END)
-        except (DifyTimeout, DifyUnreachable, msgspec.DecodeError, msgspec.ValidationError) as exc:
-            await self._queue.put(exc)
-        finally:
-            self._started.set()
+    # -- the consumer's side --------------------------------------------------------------
+
+    def take(self) -> list[OutputItem]:
+        """Everything translated since the last call (and lets a waiting reader go on)."""
+        items, self._pending = self._pending, []
+        self.pinged = False
+        self._room.set()
+        return items
+
+    @property
+    def exhausted(self) -> bool:
+        return self.ended and not self._pending
 
     async def wait_started(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._started.wait(), seconds)
+
+    @property
+    def started(self) -> bool:
+        """Dify sent its first real event (or the stream already ended)."""
+        return self._started.is_set()
 
     @property
     def conversation_id(self) -> str | None:
@@ -172,6 +191,75 @@ class DifyRun:
             or self.first_conversation_id
             or self.turn.call.conversation_id
         )
+
+    # -- the reader -----------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        try:
+            await self._decide_hold()
+            while True:
+                try:
+                    await self._read_stream()
+                    return
+                except TimeoutError:  # the first-event deadline, never a later silence
+                    if self.turn.continues_stored_conversation and await self._recover():
+                        continue
+                    await self._push([Failed(self._first_event_timeout())])
+                    return
+        except (DifyTimeout, DifyUnreachable, DifyBadStream) as exc:
+            await self._push([Failed(_transport_failure(exc))])
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.warning("dify_bad_event", error=str(exc)[:200])
+            await self._push([Failed(_transport_failure(exc))])
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # never a silent death: the client gets an error
+            log.exception("dify_reader_failed", error_type=type(exc).__name__)
+            await self._push([Failed(_reader_crashed())])
+        finally:
+            self.ended = True
+            self._started.set()
+            self.ready.set()
+
+    async def _read_stream(self) -> None:
+        translator = self.translator
+        async with asyncio.timeout_at(self._deadline()) as first_event:
+            async for events in self._stream.batches():
+                if not self._started.is_set():
+                    self._note_start(events, first_event)
+                if ev.PING in events:
+                    self.pinged = True
+                    self.ready.set()
+                items = translator.feed_all(events)
+                if items:
+                    await self._push(items)
+                if translator.done:
+                    return
+        await self._push(translator.finish())
+
+    def _note_start(self, events: list[ev.StreamItem], first_event: asyncio.Timeout) -> None:
+        for event in events:
+            if isinstance(event, ev.Ping):
+                continue
+            if isinstance(event, ev.UnknownEvent):
+                log.debug("dify_unknown_event", dify_event=event.event)
+            self.first_conversation_id = getattr(event, "conversation_id", None)
+            self._started.set()
+            first_event.reschedule(None)
+            return
+
+    async def _push(self, items: list[OutputItem]) -> None:
+        for item in items:
+            if isinstance(item, Finished):
+                # Remember before the client sees the end: its next turn may follow at once.
+                await self.service.keeper.remember(
+                    self.turn.context, self.translator.answer, self.conversation_id
+                )
+        self._pending.extend(items)
+        self.ready.set()
+        if len(self._pending) > MAX_PENDING_ITEMS:
+            self._room.clear()
+            await self._room.wait()
 
     def _first_event_seconds(self) -> float:
         seconds = self.service.settings.first_event_timeout
@@ -182,9 +270,11 @@ class DifyRun:
         return seconds
 
     def _deadline(self) -> float | None:
+        # Chatflow/workflow streams send `workflow_started` at once when healthy; these modes
+        # can also hang silently after one ping (unknown conversation, rec. 13a).
         if self.turn.mode not in FLOW_MODES:
             return None
-        return time.monotonic() + self._first_event_seconds()
+        return asyncio.get_running_loop().time() + self._first_event_seconds()
 
     async def _decide_hold(self) -> None:
         if self._hold_lookup is None:
@@ -197,94 +287,36 @@ class DifyRun:
         self._hold = enabled is not False
         self.translator.hold_content = self._hold
 
-    async def items(self, keepalive: float | None) -> AsyncIterator[OutputItem | Keepalive]:
-        await self._decide_hold()
-        deadline = self._deadline()
-        # Events can flow while the client gets nothing (quiet nodes with reasoning off, an
-        # answer held for moderation): keepalives count from the last thing the client got.
-        last_sent = time.monotonic()
-        while not self.translator.done:
-            timeout = None
-            if keepalive is not None:
-                timeout = max(keepalive - (time.monotonic() - last_sent), 0.0)
-            if deadline is not None and not self.translator.started:
-                remaining = max(deadline - time.monotonic(), 0.0)
-                timeout = remaining if timeout is None else min(timeout, remaining)
-            try:
-                item = await asyncio.wait_for(self._queue.get(), timeout)
-            except TimeoutError:
-                if (
-                    deadline is not None
-                    and not self.translator.started
-                    and (time.monotonic() >= deadline)
-                ):
-                    if self.turn.continues_stored_conversation and await self._recover():
-                        deadline = self._deadline()
-                        continue
-                    yield Failed(self._first_event_timeout())
-                    return
-                last_sent = time.monotonic()
-                yield KEEPALIVE
-                continue
-            if item is _END:
-                for out in self.translator.finish():
-                    yield out
-                return
-            if isinstance(item, Exception):
-                yield Failed(_transport_failure(item))
-                return
-            if isinstance(item, ev.UnknownEvent):
-                log.debug("dify_unknown_event", dify_event=item.event)
-            outputs = self.translator.feed(item)
-            if outputs:
-                last_sent = time.monotonic()
-            elif keepalive is not None and (
-                isinstance(item, ev.Ping) or time.monotonic() - last_sent >= keepalive
-            ):
-                last_sent = time.monotonic()
-                yield KEEPALIVE
-            for out in outputs:
-                if isinstance(out, Finished):
-                    if out.usage:  # for the access log line (bridge.access)
-                        structlog.contextvars.bind_contextvars(**msgspec.to_builtins(out.usage))
-                    # Remember before the client sees the end: its next turn may follow at once.
-                    await self.service.keeper.remember(
-                        self.turn.context, self.translator.answer, self.conversation_id
-                    )
-                yield out
-
-    @property
-    def started(self) -> bool:
-        """Dify sent its first real event (or the stream already ended)."""
-        return self._started.is_set()
+    # -- a conversation Dify lost ---------------------------------------------------------
 
     async def _recover(self) -> bool:
         """The stored conversation no longer exists at Dify: drop the mapping and run the turn
         again as a new conversation carrying the history (issue 3). The client has seen
         nothing but keepalives so far."""
         try:
-            await self.restart_as_new()
+            await self._reopen_as_new()
         except BridgeError:
             return False
         return True
 
     async def restart_as_new(self) -> None:
-        """:meth:`_recover`, raising the :class:`BridgeError` if the new run cannot start."""
+        """:meth:`_recover` from outside the reader (before the response started), raising
+        the :class:`BridgeError` if the new run cannot start."""
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+        await self._reopen_as_new()
+        self.ready.clear()
+        self._reader = asyncio.create_task(self._read())
+
+    async def _reopen_as_new(self) -> None:
         lost = self.turn.call.conversation_id
         log.warning("dify_conversation_lost", conversation_id=lost)
-        await self._release()
+        await self._close_upstream()
         if lost:
             await self.service.keeper.forget(lost)
-        events, stack, turn = await self.service.open_stream(self.service.replan_as_new(self.turn))
-        self._attach(turn, events, stack)
-
-    async def _release(self) -> None:
-        self._pump_task.cancel()
-        task_id = self.translator.task_id
-        if not self.translator.done and task_id:
-            await self.service.stop_task(self.turn, task_id)
-        with contextlib.suppress(Exception):
-            await self._exit_stack.aclose()
+        stream, stack, turn = await self.service.open_stream(self.service.replan_as_new(self.turn))
+        self._attach(turn, stream, stack)
 
     def _first_event_timeout(self) -> BridgeError:
         return BridgeError(
@@ -298,14 +330,35 @@ class DifyRun:
             retryable=False,
         )
 
-    async def aclose(self) -> None:
-        """Release the upstream; if the run is still going, tell Dify to stop it."""
+    # -- the end --------------------------------------------------------------------------
+
+    async def aclose(self, *, client_left: bool = False) -> None:
+        """Release the upstream; if the run is still going, tell Dify to stop it.
+
+        A client that left before Dify's first event left no task id to stop: the reader
+        goes on until that event arrives (within the first-event deadline), then the run is
+        stopped like any other."""
         if self._closed:
             return
         self._closed = True
         if self._hold_lookup is not None:
             self._hold_lookup.cancel()
-        await self._release()
+        if client_left and not self.ended and self.translator.task_id is None:
+            self._room.set()
+            await self.wait_started(self.service.settings.first_event_timeout)
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+        await self._close_upstream()
+
+    async def _close_upstream(self) -> None:
+        # The connection goes back (closed) before the stop call: a stop never waits for a
+        # slot that the dying stream itself still holds.
+        with contextlib.suppress(Exception):
+            await self._exit_stack.aclose()
+        task_id = self.translator.task_id
+        if not self.translator.done and task_id:
+            await self.service.stop_task(self.turn, task_id)
 
 
 def _transport_failure(exc: Exception) -> BridgeError:
@@ -320,10 +373,24 @@ def _transport_failure(exc: Exception) -> BridgeError:
         return BridgeError(
             502, "The connection to Dify was lost.", code="dify_unreachable", type="server_error"
         )
+    if isinstance(exc, DifyBadStream):
+        return BridgeError(
+            502, str(exc), code="dify_bad_stream", type="server_error", retryable=False
+        )
     return BridgeError(
         502,
         "Dify sent an event the bridge could not read.",
         code="dify_bad_event",
+        type="server_error",
+        retryable=False,
+    )
+
+
+def _reader_crashed() -> BridgeError:
+    return BridgeError(
+        500,
+        "The bridge failed while reading Dify's answer; see its log for the request id.",
+        code="internal_error",
         type="server_error",
         retryable=False,
     )
@@ -420,7 +487,7 @@ class ChatService:
         """Open the Dify stream. HTTP errors from Dify surface here, before any byte is sent
         to the client, so they keep their status code."""
         try:
-            events, stack, turn = await self.open_stream(turn)
+            stream, stack, turn = await self.open_stream(turn)
         except BridgeError as exc:
             if exc.code != "conversation_not_found" or not turn.continues_stored_conversation:
                 raise
@@ -429,8 +496,8 @@ class ChatService:
             log.warning("dify_conversation_lost", conversation_id=turn.call.conversation_id)
             if turn.call.conversation_id:
                 await self.keeper.forget(turn.call.conversation_id)
-            events, stack, turn = await self.open_stream(self.replan_as_new(turn))
-        run = DifyRun(self, turn, events, stack)
+            stream, stack, turn = await self.open_stream(self.replan_as_new(turn))
+        run = DifyRun(self, turn, stream, stack)
         if turn.continues_stored_conversation and turn.mode in FLOW_MODES:
             # A chatflow pings and hangs on a conversation it no longer has (rec. 13a). Check
             # before the route answers: its `X-Dify-Conversation-Id` header must name the
@@ -442,11 +509,11 @@ class ChatService:
 
     async def open_stream(
         self, turn: PreparedTurn
-    ) -> tuple[AsyncIterator[ev.StreamItem], contextlib.AsyncExitStack, PreparedTurn]:
+    ) -> tuple[DifyStream, contextlib.AsyncExitStack, PreparedTurn]:
         for _attempt in range(3):
             stack = contextlib.AsyncExitStack()
             try:
-                events = await stack.enter_async_context(
+                stream = await stack.enter_async_context(
                     self.dify.stream(turn.route.target, turn.call.path, turn.call.payload)
                 )
             except DifyAPIError as exc:
@@ -462,7 +529,10 @@ class ChatService:
             except (DifyUnreachable, DifyTimeout) as exc:
                 await stack.aclose()
                 raise from_transport_error(exc) from None
-            return events, stack, turn
+            except DifyBadStream as exc:
+                await stack.aclose()
+                raise _transport_failure(exc) from None
+            return stream, stack, turn
         raise BridgeError(
             400,
             "Could not find the Dify endpoint for this app's mode.",

@@ -80,6 +80,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # until the JSON body is ready (errors then arrive with status 200; docs/streaming.md).
     nonstream_keepalive: bool = False
     info_cache_ttl: float = 300.0
+    # Connections to Dify for streams: one per stream in flight, so this caps the streams a
+    # process holds (each also holds a client socket: keep it under half the fd limit).
+    upstream_connections: int = 8192
+    # A separate pool for control calls (stop, /info, /parameters, /messages): a stop never
+    # waits behind the streams it is meant to end.
+    control_connections: int = 64
     # How long an app's `GET /parameters` (input form, file-upload settings) is reused.
     parameters_cache_ttl: float = 300.0
     store: str = "sqlite:///data/conversations.db"
@@ -134,6 +140,8 @@ ENV_FIELDS: dict[str, str] = {
     "BRIDGE_STORE_MAX_ENTRIES": "store_max_entries",
     "BRIDGE_MAX_BODY_BYTES": "max_body_bytes",
     "BRIDGE_EMULATOR_DSL_DIR": "emulator_dsl_dir",
+    "BRIDGE_UPSTREAM_CONNECTIONS": "upstream_connections",
+    "BRIDGE_CONTROL_CONNECTIONS": "control_connections",
     "BRIDGE_CORS_ORIGINS": "cors_origins",
     "BRIDGE_SHUTDOWN_GRACE": "shutdown_grace",
     "BRIDGE_READY_CACHE_TTL": "ready_cache_ttl",
@@ -253,6 +261,9 @@ def _check(settings: Settings) -> None:
     for index, model in enumerate(settings.models):
         if not model.id.strip():
             raise ConfigError(f"models[{index}].id: must not be empty")
+    for name in ("upstream_connections", "control_connections"):
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"{name}: must be at least 1")
         if model.id in seen:
             raise ConfigError(f"models[{index}].id: duplicate model id {model.id!r}")
         seen.add(model.id)

@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 import msgspec
-from httpx_sse import EventSource, SSEError
 
-from bridge.dify.events import StreamItem, decode_event
+from bridge.dify.events import StreamItem
+from bridge.dify.sse import EventStreamParser, MalformedStream
 
 
 class DifyTarget(msgspec.Struct, frozen=True):
@@ -57,6 +57,11 @@ class DifyTimeout(Exception):
     """Dify accepted the connection but stayed silent longer than the read timeout."""
 
 
+class DifyBadStream(Exception):
+    """Dify answered 200 but the body is not an event stream the bridge can read: an HTML
+    page, a body that cannot be decoded (a corrupt gzip), events without separators."""
+
+
 class AppInfo(msgspec.Struct, kw_only=True):
     name: str = ""
     description: str | None = None
@@ -85,24 +90,69 @@ def _translate_transport_errors() -> Any:
     try:
         yield
     except httpx.TimeoutException as exc:
-        if isinstance(exc, httpx.ConnectTimeout):
+        if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
             raise DifyUnreachable("timed out connecting to Dify") from exc
         raise DifyTimeout("Dify did not answer in time") from exc
+    except httpx.DecodingError as exc:
+        raise DifyBadStream(
+            "Dify's response body could not be decoded (its Content-Encoding is corrupt)."
+        ) from exc
     except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
         raise DifyUnreachable(type(exc).__name__) from exc
 
 
-class DifyClient:
-    """Calls one or many Dify apps over a shared `httpx.AsyncClient`."""
+class DifyStream:
+    """One open Dify event stream: `batches()` yields the events of each network read."""
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+
+    async def batches(self) -> AsyncIterator[list[StreamItem]]:
+        parser = EventStreamParser()
+        with _translate_transport_errors():
+            try:
+                async for data in self._response.aiter_bytes():
+                    events = parser.feed(data)
+                    if events:
+                        yield events
+                parser.close()
+            except MalformedStream as exc:
+                raise DifyBadStream(f"Dify's event stream could not be parsed: {exc}.") from None
+
+    async def aclose(self) -> None:
+        """Release the connection (closing it when the body was not read to the end)."""
+        await self._response.aclose()
+
+
+def _check_event_stream(response: httpx.Response) -> None:
+    content_type = response.headers.get("content-type", "")
+    if content_type.startswith("text/event-stream"):
+        return
+    kind = content_type.split(";")[0].strip() or "no content type"
+    what = "an HTML page" if kind == "text/html" else f"a {kind} body"
+    raise DifyBadStream(
+        f"Dify answered HTTP {response.status_code} with {what} instead of an event stream "
+        "(is the Dify URL the Service API's, ending in /v1, and no proxy page in between?)."
+    )
+
+
+class DifyClient:
+    """Calls one or many Dify apps.
+
+    Streams and control calls (stop, /info, /parameters, /messages) use separate clients, so
+    separate connection pools: a thousand dying streams still holding their connections must
+    never make the stop calls that end them wait for a slot.
+    """
+
+    def __init__(self, http: httpx.AsyncClient, control: httpx.AsyncClient | None = None) -> None:
         self._http = http
+        self._control = control or http
 
     @contextlib.asynccontextmanager
     async def stream(
         self, target: DifyTarget, path: str, payload: dict[str, Any]
-    ) -> AsyncIterator[AsyncIterator[StreamItem]]:
-        """POST `payload` in streaming mode; yield the typed events once Dify answered 200.
+    ) -> AsyncIterator[DifyStream]:
+        """POST `payload` in streaming mode; yield the open stream once Dify answered 200.
 
         A non-2xx answer raises `DifyAPIError` before anything is yielded, so the caller can
         still answer its own client with the right HTTP status.
@@ -117,18 +167,10 @@ class DifyClient:
                 with _translate_transport_errors():
                     body = await response.aread()
                 raise _error_from_response(response, body)
-            yield self._events(response)
+            _check_event_stream(response)
+            yield DifyStream(response)
         finally:
             await response.aclose()
-
-    async def _events(self, response: httpx.Response) -> AsyncIterator[StreamItem]:
-        source = EventSource(response)
-        with _translate_transport_errors():
-            try:
-                async for sse in source.aiter_sse():
-                    yield decode_event(sse.event, sse.data)
-            except SSEError as exc:
-                raise DifyUnreachable(f"not an event stream: {exc}") from exc
 
     async def request_json(
         self,
@@ -141,8 +183,9 @@ class DifyClient:
         files: dict[str, Any] | None = None,
         data: dict[str, Any] | None = None,
     ) -> Any:
+        client = self._http if files else self._control  # uploads can be large: not on control
         with _translate_transport_errors():
-            response = await self._http.request(
+            response = await client.request(
                 method,
                 target.url(path),
                 params=params,

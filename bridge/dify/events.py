@@ -194,6 +194,9 @@ class Ping(Struct):
     """Dify's keepalive: `event: ping` with no data line."""
 
 
+PING = Ping()
+
+
 class UnknownEvent(Struct):
     event: str
     raw: bytes
@@ -242,7 +245,7 @@ def decode_event(sse_event: str, data: str | bytes) -> StreamItem:
     types; an unknown event name is not an error.
     """
     if not data:
-        return Ping() if sse_event in ("ping", "") else UnknownEvent(event=sse_event, raw=b"")
+        return PING if sse_event in ("ping", "") else UnknownEvent(event=sse_event, raw=b"")
     raw = data.encode() if isinstance(data, str) else data
     try:
         return _decoder.decode(raw)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import msgspec
 import structlog
 from litestar import Request, Response, post
-from litestar.response import Stream
 
-from bridge.delivery import complete, padded_completion, sse_frames
+from bridge.delivery import complete, event_stream, padded_completion
 from bridge.errors import bad_request
+from bridge.housekeeping import housekeeping_reply
 from bridge.openai.types import ChatCompletionRequest
 from bridge.routing import ModelRegistry, credential_from_header
 from bridge.serving import ChatService, DifyRun
@@ -41,7 +41,7 @@ def decode_chat_request(body: bytes) -> ChatCompletionRequest:
 
 
 @post(["/v1/chat/completions", "/chat/completions"], status_code=200)
-async def chat_completions(request: Request) -> Response | Stream:
+async def chat_completions(request: Request) -> Response:
     state = request.app.state
     service: ChatService = state.chat_service
     registry: ModelRegistry = state.registry
@@ -50,6 +50,12 @@ async def chat_completions(request: Request) -> Response | Stream:
     structlog.contextvars.bind_contextvars(model=chat.model)
     credential = credential_from_header(request.headers.get("authorization"))
     route = registry.resolve(chat.model, credential)
+    # Chat-UI housekeeping (titles, tags, follow-ups…) is answered here without a Dify run,
+    # unless the model's `background_tasks` says otherwise (issue 11; bridge.housekeeping).
+    task_name = service.settings.task_header
+    task = request.headers.get(task_name) if task_name else None
+    if (local := housekeeping_reply(chat, route, task_header=task)) is not None:
+        return local
     settings = service.settings
     turn = await service.prepare(
         chat,
@@ -69,19 +75,11 @@ async def chat_completions(request: Request) -> Response | Stream:
             include_usage=bool(chat.stream_options and chat.stream_options.include_usage),
             reasoning_format=reasoning_format,  # type: ignore[arg-type]
         )
-        return Stream(
-            sse_frames(run, encoder, service),
-            media_type="text/event-stream",
-            headers=_headers(run, STREAM_HEADERS),
-        )
+        return event_stream(run, encoder, service, _headers(run, STREAM_HEADERS))
     aggregator = CompletionAggregator(chat.model, reasoning_format=reasoning_format)  # type: ignore[arg-type]
     if _nonstream_keepalive(service.settings, route.config.nonstream_keepalive):
         await run.wait_started(HEADER_WAIT_SECONDS)
-        return Stream(
-            padded_completion(run, aggregator, service),
-            media_type="application/json",
-            headers=_headers(run, STREAM_HEADERS),
-        )
+        return padded_completion(run, aggregator, service, _headers(run, STREAM_HEADERS))
     completion = await complete(request, run, aggregator, service)
     if completion is None:
         return Response(b"", status_code=CLIENT_CLOSED)

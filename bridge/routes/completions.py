@@ -10,7 +10,7 @@ import structlog
 from litestar import Request, Response, post
 from litestar.response import Stream
 
-from bridge.delivery import complete, sse_frames
+from bridge.delivery import complete, event_stream
 from bridge.errors import bad_request
 from bridge.openai.responses import CompletionRequest
 from bridge.routes.chat import (
@@ -63,11 +63,7 @@ async def create_completion(request: Request) -> Response | Stream:
         encoder = TextCompletionEncoder(
             body.model, include_usage=bool(options.get("include_usage")), think=think
         )
-        return Stream(
-            sse_frames(run, encoder, service),  # type: ignore[arg-type]
-            media_type="text/event-stream",
-            headers=_headers(run, STREAM_HEADERS),
-        )
+        return event_stream(run, encoder, service, _headers(run, STREAM_HEADERS))
     aggregator = TextCompletionAggregator(body.model, think=think)
     result = await complete(request, run, aggregator, service)  # type: ignore[arg-type]
     if result is None:

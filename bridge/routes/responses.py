@@ -16,7 +16,7 @@ from litestar.response import Stream
 
 from bridge.conversations import StoreUnavailable
 from bridge.conversations.responses import ResponseStore, StoredResponse
-from bridge.delivery import complete, padded_completion, sse_frames
+from bridge.delivery import complete, event_stream, padded_completion
 from bridge.errors import BridgeError, bad_request
 from bridge.openai.responses import DeletedResponse, ResponseCreateRequest, ResponseObject
 from bridge.response_keeper import (
@@ -85,19 +85,23 @@ async def create_response(request: Request) -> Response | Stream:
     )
     if body.stream:
         await run.wait_started(HEADER_WAIT_SECONDS)
-        return Stream(
-            recorder.frames(sse_frames(run, ResponseEncoder(builder), service), run),  # type: ignore[arg-type]
-            media_type="text/event-stream",
-            headers=_headers(run, STREAM_HEADERS),
+        return event_stream(
+            run,
+            ResponseEncoder(builder),
+            service,
+            _headers(run, STREAM_HEADERS),
+            before_send=lambda: recorder.record(run),
         )
     aggregator = ResponseAggregator(builder)
     keepalive = route.config.nonstream_keepalive
     if service.settings.nonstream_keepalive if keepalive is None else keepalive:
         await run.wait_started(HEADER_WAIT_SECONDS)
-        return Stream(
-            recorder.frames(padded_completion(run, aggregator, service), run),  # type: ignore[arg-type]
-            media_type="application/json",
-            headers=_headers(run, STREAM_HEADERS),
+        return padded_completion(
+            run,
+            aggregator,
+            service,
+            _headers(run, STREAM_HEADERS),
+            before_send=lambda: recorder.record(run),
         )
     result = await complete(request, run, aggregator, service)  # type: ignore[arg-type]
     if result is None:

@@ -115,6 +115,50 @@ def error_event_failure(event: ev.ErrorEvent) -> BridgeError:
     )
 
 
+_JOINABLE = (ev.Message, ev.AgentMessage)
+
+
+def _joined_answers(events: list[ev.StreamItem]) -> list[ev.StreamItem]:
+    """Consecutive `message` (or `agent_message`) events as one event with their answers
+    joined; they carry the same ids, and narration ignores them."""
+    if len(events) < 2:
+        return events
+    out: list[ev.StreamItem] = []
+    run: list[str] = []
+    for event in events:
+        previous = out[-1] if out else None
+        if type(event) in _JOINABLE and type(previous) is type(event):
+            run.append(event.answer)  # type: ignore[union-attr]
+            continue
+        if len(run) > 1:
+            out[-1] = msgspec.structs.replace(out[-1], answer="".join(run))  # type: ignore[type-var]
+        run = [event.answer] if type(event) in _JOINABLE else []  # type: ignore[union-attr]
+        out.append(event)
+    if len(run) > 1:
+        out[-1] = msgspec.structs.replace(out[-1], answer="".join(run))  # type: ignore[type-var]
+    return out
+
+
+def coalesced(items: list[OutputItem]) -> list[OutputItem]:
+    """Adjacent content deltas merged into one (what was buffered goes out as one chunk).
+    Reasoning items stay one whole line each: clients trim every thinking fragment."""
+    if len(items) < 2:
+        return items
+    out: list[OutputItem] = []
+    texts: list[str] = []
+    for item in items:
+        if type(item) is ContentDelta:
+            texts.append(item.text)
+            continue
+        if texts:
+            out.append(ContentDelta("".join(texts)))
+            texts = []
+        out.append(item)
+    if texts:
+        out.append(ContentDelta("".join(texts)))
+    return out
+
+
 class StreamTranslator:
     """Turns one Dify event stream into output items, tracking what the client has seen.
 
@@ -162,6 +206,15 @@ class StreamTranslator:
         self._files = FileCollector()
 
     # -- public -------------------------------------------------------------------------
+
+    def feed_all(self, events: list[ev.StreamItem]) -> list[OutputItem]:
+        """`feed` for everything one network read brought. Runs of answer pieces are joined
+        first, so the per-text work (think tags, link fixing, one delta) happens per run, not
+        per piece: the splitters hold back partial tags, so joining never changes the text."""
+        out: list[OutputItem] = []
+        for event in _joined_answers(events):
+            out.extend(self.feed(event))
+        return out
 
     def feed(self, event: ev.StreamItem) -> list[OutputItem]:
         if self.done or isinstance(event, ev.Ping | ev.UnknownEvent):

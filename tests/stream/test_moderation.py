@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import httpx
 import pytest
 
 from tests.stream.conftest import AUTH, HI
 from tests.support.recordings import load
-from tests.support.replay import DifyReplay
+from tests.support.replay import DifyReplay, _Body
 from tests.support.sse import content_of, parse_sse
 
 BLOCKED = "[output blocked by keyword moderation]"
@@ -71,12 +74,29 @@ async def test_hold_sends_an_unmoderated_answer_whole_at_the_end(bridge_for):
     assert contents == ["Echo: hello llm world"]
 
 
-async def test_hold_is_skipped_when_the_app_has_no_output_moderation(bridge_for):
+def answer_then_silence(request: httpx.Request) -> httpx.Response:
+    """Recording 30a up to its `message_end`, then Dify stays silent (a slow last step)."""
+    recording = load("30a")
+    body = recording.body[: recording.body.index(b'data: {"event":"message_end"')]
+    return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=_Body(body, hang=True))
+
+
+async def test_hold_is_skipped_when_the_app_has_no_output_moderation(served_replay):
+    # Without output moderation the answer streams before the run ends; held, it would wait
+    # for message_end, which never comes here.
     off = {**MODERATION_ON, "config": {**MODERATION_ON["config"], "outputs_config": {"enabled": False}}}
-    replay_ = replay("30a", "chat", off)
-    chunks = await stream(bridge_for, replay_, "hold")
-    contents = [c["choices"][0]["delta"]["content"] for c in chunks[1:] if c["choices"][0]["delta"].get("content")]
-    assert contents == ["Echo:", " hello", " llm", " world"]
+    replay_ = DifyReplay(routes={"chat-messages": answer_then_silence, "parameters": parameters(off)}, mode="chat")
+    content = ""
+    with served_replay(replay_, models=[{"id": "o1", "moderation": "hold", "reasoning": "off"}]) as url:
+        async with httpx.AsyncClient(timeout=30) as client:
+            async with client.stream("POST", f"{url}/chat/completions", json={**HI, "stream": True}, headers=AUTH) as response:
+                async with asyncio.timeout(20):
+                    async for line in response.aiter_lines():
+                        if line.startswith("data: {"):
+                            content += json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+                        if content == "Echo: hello llm world":
+                            break
+    assert content == "Echo: hello llm world"
 
 
 async def test_moderation_lookup_shares_the_cached_parameters(bridge_for):

@@ -1,0 +1,198 @@
+"""A minimal, fast Dify stand-in for benchmarks: raw asyncio HTTP/1.1, keep-alive, chunked SSE.
+
+The emulator (bridge.emulator) is faithful but runs a whole Litestar app per event; here every
+microsecond the stand-in spends is one the bridge and the direct reader both pay, so it does as
+little as possible. Each Dify event goes out as its own chunked write, the way Dify flushes them.
+
+Apps, chosen by the bearer key:
+- `app-flood`: a chat app answering `chunks` one-word `message` events (query `chunks=N`,
+  default 2000), then `message_end`.
+- `app-silent`: one `message` event, then silence until `POST …/stop` or the client leaves
+  (a held stream: a slow flow step).
+`GET /_standin/stats` reports stops received and streams open.
+
+    python bench/standin.py --port 5100
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import re
+import uuid
+
+_HEAD_END = b"\r\n\r\n"
+_CHUNKS = re.compile(r"chunks=(\d+)")
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.stops = 0
+        self.open_streams = 0
+        self.streams = 0
+        self.held: dict[str, asyncio.Event] = {}
+
+
+def _event(payload: dict) -> bytes:
+    data = b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def _json_response(status: int, body: object) -> bytes:
+    raw = json.dumps(body).encode()
+    return (
+        f"HTTP/1.1 {status} OK\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(raw)}\r\n\r\n"
+    ).encode() + raw
+
+
+_PING = b"d\r\nevent: ping\n\n\r\n"  # Dify's keepalive, a 13-byte chunk
+_SSE_HEAD = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
+    b"transfer-encoding: chunked\r\n\r\n"
+)
+
+
+async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict, bytes] | None:
+    try:
+        head = await reader.readuntil(_HEAD_END)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None
+    lines = head.decode("latin-1").split("\r\n")
+    method, path, _ = lines[0].split(" ", 2)
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            name, value = line.split(":", 1)
+            headers[name.strip().lower()] = value.strip()
+    body = b""
+    if length := int(headers.get("content-length", "0")):
+        body = await reader.readexactly(length)
+    return method, path, headers, body
+
+
+async def _flood(writer: asyncio.StreamWriter, chunks: int, ids: dict) -> None:
+    writer.write(_SSE_HEAD)
+    writer.write(_PING)
+    for i in range(chunks):
+        writer.write(_event({"event": "message", **ids, "answer": f"w{i} "}))
+        if i % 16 == 0:
+            await writer.drain()
+    usage = {"prompt_tokens": 1, "completion_tokens": chunks, "total_tokens": chunks + 1}
+    writer.write(_event({"event": "message_end", **ids, "metadata": {"usage": usage}}))
+    writer.write(b"0\r\n\r\n")
+    await writer.drain()
+
+
+async def _silent(
+    writer: asyncio.StreamWriter, reader: asyncio.StreamReader, ids: dict, stats: Stats
+) -> None:
+    stop = asyncio.Event()
+    stats.held[ids["task_id"]] = stop
+    writer.write(_SSE_HEAD)
+    writer.write(_event({"event": "message", **ids, "answer": "."}))
+    await writer.drain()
+    gone = asyncio.ensure_future(reader.read(1))  # b"" once the client closes
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({gone, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            writer.write(_event({"event": "message_end", **ids, "metadata": {}}))
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+    finally:
+        for task in (gone, stopper):
+            task.cancel()
+        stats.held.pop(ids["task_id"], None)
+
+
+async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stats: Stats) -> None:
+    try:
+        while request := await _read_request(reader):
+            method, path, headers, body = request
+            key = headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if path.startswith("/v1/chat-messages/") and path.endswith("/stop"):
+                stats.stops += 1
+                task_id = path.split("/")[3]
+                if task_id in stats.held:
+                    stats.held[task_id].set()
+                writer.write(_json_response(200, {"result": "success"}))
+            elif path == "/v1/chat-messages" and method == "POST":
+                payload = json.loads(body or b"{}")
+                ids = {
+                    "conversation_id": str(uuid.uuid4()),
+                    "message_id": str(uuid.uuid4()),
+                    "task_id": str(uuid.uuid4()),
+                    "created_at": 1795310372,
+                }
+                stats.open_streams += 1
+                stats.streams += 1
+                try:
+                    if key == "app-silent":
+                        await _silent(writer, reader, ids, stats)
+                        return
+                    match = _CHUNKS.search(str(payload.get("query", "")))
+                    await _flood(writer, int(match.group(1)) if match else 2000, ids)
+                finally:
+                    stats.open_streams -= 1
+            elif path.startswith("/v1/info"):
+                writer.write(_json_response(200, {"name": "standin", "mode": "chat"}))
+            elif path.startswith("/v1/parameters"):
+                writer.write(
+                    _json_response(
+                        200,
+                        {
+                            "user_input_form": [],
+                            "file_upload": {"image": {"enabled": False}},
+                            "sensitive_word_avoidance": {"enabled": False},
+                        },
+                    )
+                )
+            elif path == "/_standin/stats":
+                writer.write(
+                    _json_response(
+                        200,
+                        {
+                            "stops": stats.stops,
+                            "open_streams": stats.open_streams,
+                            "streams": stats.streams,
+                        },
+                    )
+                )
+            else:
+                writer.write(_json_response(404, {"code": "not_found", "message": path}))
+            await writer.drain()
+    except (ConnectionError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            writer.close()
+
+
+async def serve(host: str, port: int) -> None:
+    stats = Stats()
+    server = await asyncio.start_server(
+        lambda r, w: handle(r, w, stats), host, port, backlog=4096, limit=1 << 20
+    )
+    async with server:
+        await server.serve_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5100)
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(serve(args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()
