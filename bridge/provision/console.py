@@ -136,8 +136,19 @@ class ConsoleClient:
     # --- setup and session ---------------------------------------------------------------------
 
     def setup_step(self) -> str:
-        """`finished` or `not_started` (01a)."""
-        return self._decode(self._call("GET", "/setup"), SetupStatus).step
+        """`finished` or `not_started` (01a). Every Dify edition answers it, so a 404 means
+        the URL is not a Dify (a common slip: the bridge's own URL)."""
+        try:
+            return self._decode(self._call("GET", "/setup"), SetupStatus).step
+        except ConsoleError as exc:
+            if exc.status == 404:
+                raise ConsoleError(
+                    f"{self.console_url}/setup answered 404: that is not Dify's console API "
+                    "(is --dify-url the Dify base URL?)",
+                    status=404,
+                    kind="not_dify",
+                ) from exc
+            raise
 
     def validate_init_password(self, init_password: str) -> None:
         """`POST /init`: needed before setup when the server has INIT_PASSWORD; the signed
