@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install everything the tests need (venv, Python deps, redis-server, the openai npm package)
+# Install everything the tests need (venv, Python deps, redis-server, the npm packages)
 # and run the linters and the test suite. Safe to run again: each step is skipped when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,8 @@ if ! command -v redis-server >/dev/null 2>&1; then
     || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q redis-server >/dev/null; }
 fi
 
-if command -v npm >/dev/null 2>&1 && [ ! -d tests/node/node_modules/openai ]; then
+if command -v npm >/dev/null 2>&1 && { [ ! -d tests/node/node_modules/openai ] \
+    || [ ! -d tests/node/node_modules/@ai-sdk/openai ]; }; then
   (cd tests/node && npm install --silent --no-audit --no-fund >/dev/null)
 fi
 
