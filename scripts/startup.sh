@@ -18,9 +18,15 @@ Options:
   --host HOST      address to listen on (default: \$BRIDGE_HOST or 127.0.0.1)
   --port PORT      port to listen on (default: \$BRIDGE_PORT or 8000)
   --config FILE    bridge YAML config (default: \$BRIDGE_CONFIG)
+  --dsl FILE       provision this Dify DSL file into the Dify at DIFY_API_URL first (import,
+                   publish, API key; needs DIFY_ADMIN_EMAIL / DIFY_ADMIN_PASSWORD), write the
+                   config (--config, else ~/.config/dify-bridge/bridge.yaml) and serve it.
+                   Repeatable.
+  --model NAME     model name for the --dsl given before it (default: the app's name)
   --tunnel         also start a cloudflared quick tunnel and print what to paste into FastGPT
   --with-dify      also start the official Dify docker compose stack (needs a Docker engine)
-                   and point the bridge at it
+                   and point the bridge at it; with DIFY_ADMIN_EMAIL / DIFY_ADMIN_PASSWORD set
+                   (and no --dsl), provision dify-dsl/Cat_LLM.yml into it as model o1
   --keep-dify      with --with-dify: leave the Dify stack running on exit
   --install-only   prepare the virtualenv, then exit
   -h, --help       show this help
@@ -39,6 +45,8 @@ Environment (besides the bridge's own, see docker/README.md):
   BRIDGE_CLOUDFLARED_VERSION  release to download when cloudflared is missing (default latest)
   BRIDGE_DIFY_VERSION      Dify release for --with-dify (default 1.13.2)
   BRIDGE_DIFY_PORT         host port of Dify's nginx for --with-dify (default 80)
+  DIFY_ADMIN_EMAIL, DIFY_ADMIN_PASSWORD  Dify admin login for --dsl (a fresh Dify is set up
+                           with them); DIFY_INIT_PASSWORD if the Dify server has INIT_PASSWORD
 EOF
 }
 
@@ -54,6 +62,18 @@ WITH_DIFY=0
 KEEP_DIFY=0
 INSTALL_ONLY=0
 EXTRA_ARGS=()
+DSL_ARGS=()      # `dify-bridge provision` arguments: the DSL files and their --model names
+DSL_COUNT=0
+
+# `provision` pairs each --model with a DSL file by position, so a --model must follow its --dsl.
+MODEL_SEEN=0
+MODEL_FOR_DSL() {
+  MODEL_SEEN=$((MODEL_SEEN + 1))
+  [ "$MODEL_SEEN" -le "$DSL_COUNT" ] || die "--model $1 needs a --dsl FILE before it (see --help)"
+  [ "$MODEL_SEEN" -eq "$DSL_COUNT" ] ||
+    die "--model $1: give each --dsl its --model right after it, or leave the later ones without"
+  DSL_ARGS+=(--model "$1")
+}
 
 need_value() { if [ "$#" -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value (see --help)"; fi; }
 
@@ -65,6 +85,10 @@ while [ "$#" -gt 0 ]; do
     --port=*) PORT=${1#*=}; shift ;;
     --config) need_value "$@"; CONFIG=$2; shift 2 ;;
     --config=*) CONFIG=${1#*=}; shift ;;
+    --dsl) need_value "$@"; DSL_ARGS+=("$2"); DSL_COUNT=$((DSL_COUNT + 1)); shift 2 ;;
+    --dsl=*) DSL_ARGS+=("${1#*=}"); DSL_COUNT=$((DSL_COUNT + 1)); shift ;;
+    --model) need_value "$@"; MODEL_FOR_DSL "$2"; shift 2 ;;
+    --model=*) MODEL_FOR_DSL "${1#*=}"; shift ;;
     --tunnel) TUNNEL=1; shift ;;
     --with-dify) WITH_DIFY=1; shift ;;
     --keep-dify) KEEP_DIFY=1; shift ;;
@@ -233,6 +257,27 @@ find_python() {
 }
 
 # ---------------------------------------------------------------- fail-fast checks
+# --with-dify with admin credentials: the acceptance path of issue 12, Cat_LLM as model o1.
+if [ "$WITH_DIFY" = 1 ] && [ "$DSL_COUNT" = 0 ] &&
+   [ -n "${DIFY_ADMIN_EMAIL:-}" ] && [ -n "${DIFY_ADMIN_PASSWORD:-}" ]; then
+  DSL_ARGS=("$REPO_ROOT/dify-dsl/Cat_LLM.yml" --model o1)
+  DSL_COUNT=1
+fi
+if [ "$DSL_COUNT" -gt 0 ]; then
+  [ -n "${DIFY_API_URL:-}" ] || [ "$WITH_DIFY" = 1 ] ||
+    die "--dsl needs a Dify to provision into: set DIFY_API_URL (e.g. http://127.0.0.1/v1) or use --with-dify"
+  [ -n "${DIFY_ADMIN_EMAIL:-}" ] && [ -n "${DIFY_ADMIN_PASSWORD:-}" ] ||
+    die "--dsl needs the Dify admin login: set DIFY_ADMIN_EMAIL and DIFY_ADMIN_PASSWORD"
+  i=0
+  while [ "$i" -lt "${#DSL_ARGS[@]}" ]; do
+    if [ "${DSL_ARGS[i]}" = --model ]; then i=$((i + 2)); continue; fi
+    [ -f "${DSL_ARGS[i]}" ] || die "--dsl ${DSL_ARGS[i]}: no such file"
+    i=$((i + 1))
+  done
+  # The written config holds keys: keep it out of the working tree unless asked otherwise.
+  CONFIG=${CONFIG:-${XDG_CONFIG_HOME:-$HOME/.config}/dify-bridge/bridge.yaml}
+fi
+
 if [ "$WITH_DIFY" = 1 ]; then
   command -v docker >/dev/null 2>&1 ||
     die "--with-dify needs Docker, but 'docker' is not installed; point DIFY_API_URL at an existing Dify instead"
@@ -368,6 +413,15 @@ if [ "$WITH_DIFY" = 1 ]; then
   done
 fi
 
+PROVISIONED=0
+if [ "$DSL_COUNT" -gt 0 ]; then
+  log "provisioning into the Dify at $DIFY_API_URL; config: $CONFIG"
+  # The key table goes to our stdout like the rest of the banner; nothing secret is in it.
+  "$BRIDGE_BIN" provision ${DSL_ARGS[@]+"${DSL_ARGS[@]}"} --dify-url "$DIFY_API_URL" \
+    --write-config "$CONFIG" || die "provisioning failed (see the message above); nothing was started"
+  PROVISIONED=1
+fi
+
 SERVE_ARGS=(serve --host "$HOST" --port "$PORT")
 [ -n "$CONFIG" ] && SERVE_ARGS+=(--config "$CONFIG")
 log "starting: $BRIDGE_BIN ${SERVE_ARGS[*]} ${EXTRA_ARGS[*]+${EXTRA_ARGS[*]}}"
@@ -401,7 +455,9 @@ elif s.dify_api_key or s.models or not s.passthrough:
 else:
     key, note = "app-YOUR-DIFY-APP-KEY", ("passthrough mode: your Dify app's API key "
                                          "(app-...), forwarded to Dify")
-print(key, s.model_name, note, sep="\t")
+# A config with models (e.g. written by `provision`) serves those, not BRIDGE_MODEL_NAME.
+model = s.models[0].id if s.models and not s.dify_api_key else s.model_name
+print(key, model, note, sep="\t")
 PY
 )
 if [ -n "$KEY_INFO" ]; then
@@ -419,6 +475,12 @@ elif [ -n "${DIFY_API_KEY:-}" ] ||
 else
   KEY="app-YOUR-DIFY-APP-KEY"
   KEY_NOTE="passthrough mode: your Dify app's API key (app-...), forwarded to Dify"
+fi
+
+if [ "$PROVISIONED" = 1 ] && [ "${#KEY}" -gt 12 ]; then
+  # The generated key stays in the 0600 config; show only enough to recognise it.
+  KEY="${KEY:0:3}…${KEY: -4}"
+  KEY_NOTE="$KEY_NOTE; the full key is under api_keys in $CONFIG"
 fi
 
 curl_line() {
