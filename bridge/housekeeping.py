@@ -45,7 +45,9 @@ def housekeeping_reply(
 ) -> Response | Stream | None:
     """The local answer to a housekeeping request, or None when the app should serve it.
     Raises a 400 under `background_tasks: reject`."""
-    policy = route.config.background_tasks
+    # `getattr`: the settings field lands separately (bridge/settings.py is shared); until
+    # then every model has the default.
+    policy = getattr(route.config, "background_tasks", "local")
     found = recognise(chat.messages)
     if found is None:
         if policy == "reject" and task_header:
