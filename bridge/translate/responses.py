@@ -76,6 +76,7 @@ log = structlog.get_logger("bridge.responses")
 _encoder = msgspec.json.Encoder()
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
 
+MAX_HISTORY_CHARS = 200_000
 History = list[tuple[str, str]]
 """Earlier turns of a stored response chain as ``(role, text)``: user and assistant only."""
 
@@ -187,7 +188,13 @@ def turn_history(request: ChatCompletionRequest, answer: str | None) -> History:
         for message in request.messages
         if message.role in ("user", "assistant")
     ]
-    return turns if answer is None else [*turns, ("assistant", answer)]
+    if answer is not None:
+        turns.append(("assistant", answer))
+    # Every stored response holds its whole chain: bound it, oldest turns out first (a fork
+    # from a very long chain carries its recent part, as a client would trim it).
+    while len(turns) > 1 and sum(len(text) for _, text in turns) > MAX_HISTORY_CHARS:
+        turns.pop(0)
+    return turns
 
 
 # ---------------------------------------------------------------- output
