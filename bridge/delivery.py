@@ -81,12 +81,11 @@ async def relay(run: DifyRun, sink: Sink, *, keepalive: float | None, watch: Cli
             run.ready.clear()
             if watch.gone:
                 return
-            pinged = run.pinged
-            items = run.take()
+            items = await run.take()
             if items:
                 await sink.items(coalesced(items))
                 last_sent = loop.time()
-            elif keepalive and (pinged or loop.time() - last_sent >= keepalive):
+            elif keepalive and loop.time() - last_sent >= keepalive:
                 await sink.keepalive()
                 last_sent = loop.time()
             if run.exhausted:

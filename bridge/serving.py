@@ -27,6 +27,7 @@ from bridge.dify.client import (
     DifyTimeout,
     DifyUnreachable,
 )
+from bridge.dify.sse import EventStreamParser, MalformedStream
 from bridge.errors import BridgeError
 from bridge.inputs import InputMapper
 from bridge.openai.types import ChatCompletionRequest
@@ -101,19 +102,23 @@ class PreparedTurn(msgspec.Struct, kw_only=True):
         return self.context.plan.reason == "hit"
 
 
-# Items a reader may hold for a consumer that is not taking them (a client reading slowly):
+# Bytes a reader may hold for a consumer that is not taking them (a client reading slowly):
 # past this the reader waits, so a stalled client bounds memory instead of buffering Dify.
-MAX_PENDING_ITEMS = 2048
+MAX_PENDING_BYTES = 1024 * 1024
 
 
 class DifyRun:
     """One Dify run, read by its own task.
 
-    The reader turns each network read into output items (`StreamTranslator.feed_all`) and
-    leaves them in `take()`; the consumer (bridge.delivery) waits on `ready`, which the reader,
-    keepalive ticks and the client watch all set. Whatever Dify sent while the consumer was
-    busy writing goes out as one batch: the work per event is parsing and translating only.
-    The reader owns the deadlines: the first-event deadline of a flow (with recovery of a lost
+    The reader only moves bytes: each network read is appended to `_raw` and wakes the
+    consumer (bridge.delivery) through `ready`. The consumer's `take()` parses and translates
+    everything that accumulated since its last call in one go, so what Dify sent while the
+    client was being written to becomes one batch: per event there is the socket read and a
+    JSON decode, and the per-text work (think tags, links, frames, sends) is per batch.
+
+    Until the first real event the reader parses what it reads itself: it must know when the
+    run started (first-event deadline, header wait) and the task id a stop call needs. The
+    reader owns the deadlines: the first-event deadline of a flow (with recovery of a lost
     conversation) and, through httpx's read timeout, every later silence.
     """
 
@@ -154,26 +159,70 @@ class DifyRun:
         )
         self._stream = stream
         self._exit_stack = exit_stack
-        self._pending: list[OutputItem] = []
+        self._parser = EventStreamParser()
+        self._events: list[ev.StreamItem] = []  # parsed by the reader before the start
+        self._raw: list[bytes] = []  # read since, not parsed yet
+        self._raw_size = 0
         self._room = asyncio.Event()
         self._room.set()
         self._started = asyncio.Event()
-        self.ended = False  # the reader is done: what is pending is all there will be
-        self.pinged = False  # Dify sent a ping since the last take()
+        self.ended = False  # the reader is done: nothing more will be read
+        self._end: Failed | None = None  # why the reader stopped, if not at Dify's EOF
+        self._end_taken = False
+        self._eof = False  # Dify ended the stream: the run is over there
+        self.task_id: str | None = None
         self.first_conversation_id: str | None = None
 
     # -- the consumer's side --------------------------------------------------------------
 
-    def take(self) -> list[OutputItem]:
-        """Everything translated since the last call (and lets a waiting reader go on)."""
-        items, self._pending = self._pending, []
-        self.pinged = False
+    async def take(self) -> list[OutputItem]:
+        """Everything read since the last call, as output items (and room for the reader)."""
+        events, self._events = self._events, []
+        data = b"".join(self._raw) if self._raw else b""
+        self._raw.clear()
+        self._raw_size = 0
         self._room.set()
+        translator = self.translator
+        if translator.done:
+            self._end_taken = self.ended
+            return []
+        try:
+            if data:
+                events.extend(self._parser.feed(data))
+            items = translator.feed_all(events) if events else []
+            if self.ended and not translator.done:
+                self._end_taken = True
+                items.extend(self._ending())
+        except (MalformedStream, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.warning("dify_bad_event", error=str(exc)[:200])
+            items = [self._fail(_transport_failure(exc))]
+        except Exception as exc:  # never a silent death: the client gets an error
+            log.exception("dify_translation_failed", error_type=type(exc).__name__)
+            items = [self._fail(_internal_failure())]
+        for item in items:
+            if type(item) is Finished:
+                # Remember before the client sees the end: its next turn may follow at once.
+                await self.service.keeper.remember(
+                    self.turn.context, translator.answer, self.conversation_id
+                )
         return items
+
+    def _ending(self) -> list[OutputItem]:
+        if self._end is not None:
+            self.translator.done = True
+            return [self._end]
+        self._parser.close()
+        return self.translator.finish()
+
+    def _fail(self, error: BridgeError) -> Failed:
+        self.translator.done = True
+        self._end_taken = self.ended
+        return Failed(error)
 
     @property
     def exhausted(self) -> bool:
-        return self.ended and not self._pending
+        """Nothing more will come out of `take()`."""
+        return self.ended and (self._end_taken or self.translator.done) and not self._raw
 
     async def wait_started(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -204,62 +253,54 @@ class DifyRun:
                 except TimeoutError:  # the first-event deadline, never a later silence
                     if self.turn.continues_stored_conversation and await self._recover():
                         continue
-                    await self._push([Failed(self._first_event_timeout())])
+                    self._end = Failed(self._first_event_timeout())
                     return
         except (DifyTimeout, DifyUnreachable, DifyBadStream) as exc:
-            await self._push([Failed(_transport_failure(exc))])
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self._end = Failed(_transport_failure(exc))
+        except (MalformedStream, msgspec.DecodeError, msgspec.ValidationError) as exc:
             log.warning("dify_bad_event", error=str(exc)[:200])
-            await self._push([Failed(_transport_failure(exc))])
+            self._end = Failed(_transport_failure(exc))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # never a silent death: the client gets an error
             log.exception("dify_reader_failed", error_type=type(exc).__name__)
-            await self._push([Failed(_reader_crashed())])
+            self._end = Failed(_internal_failure())
         finally:
             self.ended = True
             self._started.set()
             self.ready.set()
 
     async def _read_stream(self) -> None:
-        translator = self.translator
         async with asyncio.timeout_at(self._deadline()) as first_event:
-            async for events in self._stream.batches():
-                if not self._started.is_set():
-                    self._note_start(events, first_event)
-                if ev.PING in events:
-                    self.pinged = True
+            chunks = self._stream.chunks()
+            async for data in chunks:
+                events = self._parser.feed(data)
+                self._events.extend(events)
+                if self._note_start(events):
+                    first_event.reschedule(None)
                     self.ready.set()
-                items = translator.feed_all(events)
-                if items:
-                    await self._push(items)
-                if translator.done:
-                    return
-        await self._push(translator.finish())
+                    break
+            async for data in chunks:
+                self._raw.append(data)
+                self._raw_size += len(data)
+                self.ready.set()
+                if self._raw_size > MAX_PENDING_BYTES:
+                    self._room.clear()
+                    await self._room.wait()
+        self._eof = True
 
-    def _note_start(self, events: list[ev.StreamItem], first_event: asyncio.Timeout) -> None:
+    def _note_start(self, events: list[ev.StreamItem]) -> bool:
         for event in events:
             if isinstance(event, ev.Ping):
                 continue
             if isinstance(event, ev.UnknownEvent):
                 log.debug("dify_unknown_event", dify_event=event.event)
-            self.first_conversation_id = getattr(event, "conversation_id", None)
+                continue
+            self.task_id = event.task_id
+            self.first_conversation_id = event.conversation_id
             self._started.set()
-            first_event.reschedule(None)
-            return
-
-    async def _push(self, items: list[OutputItem]) -> None:
-        for item in items:
-            if isinstance(item, Finished):
-                # Remember before the client sees the end: its next turn may follow at once.
-                await self.service.keeper.remember(
-                    self.turn.context, self.translator.answer, self.conversation_id
-                )
-        self._pending.extend(items)
-        self.ready.set()
-        if len(self._pending) > MAX_PENDING_ITEMS:
-            self._room.clear()
-            await self._room.wait()
+            return True
+        return False
 
     def _first_event_seconds(self) -> float:
         seconds = self.service.settings.first_event_timeout
@@ -343,7 +384,7 @@ class DifyRun:
         self._closed = True
         if self._hold_lookup is not None:
             self._hold_lookup.cancel()
-        if client_left and not self.ended and self.translator.task_id is None:
+        if client_left and not self.ended and self.task_id is None:
             self._room.set()
             await self.wait_started(self.service.settings.first_event_timeout)
         self._reader.cancel()
@@ -356,9 +397,8 @@ class DifyRun:
         # slot that the dying stream itself still holds.
         with contextlib.suppress(Exception):
             await self._exit_stack.aclose()
-        task_id = self.translator.task_id
-        if not self.translator.done and task_id:
-            await self.service.stop_task(self.turn, task_id)
+        if self.task_id and not (self.translator.done or self._eof):
+            await self.service.stop_task(self.turn, self.task_id)
 
 
 def _transport_failure(exc: Exception) -> BridgeError:
@@ -386,7 +426,7 @@ def _transport_failure(exc: Exception) -> BridgeError:
     )
 
 
-def _reader_crashed() -> BridgeError:
+def _internal_failure() -> BridgeError:
     return BridgeError(
         500,
         "The bridge failed while reading Dify's answer; see its log for the request id.",

@@ -10,9 +10,6 @@ from typing import Any
 import httpx
 import msgspec
 
-from bridge.dify.events import StreamItem
-from bridge.dify.sse import EventStreamParser, MalformedStream
-
 
 class DifyTarget(msgspec.Struct, frozen=True):
     """One Dify app: where it lives and its key. The key never appears in repr or logs."""
@@ -102,22 +99,16 @@ def _translate_transport_errors() -> Any:
 
 
 class DifyStream:
-    """One open Dify event stream: `batches()` yields the events of each network read."""
+    """One open Dify event stream: its body as it arrives, read by read (parsing is the
+    caller's, with `bridge.dify.sse.EventStreamParser`, so it can parse in batches)."""
 
     def __init__(self, response: httpx.Response) -> None:
         self._response = response
 
-    async def batches(self) -> AsyncIterator[list[StreamItem]]:
-        parser = EventStreamParser()
+    async def chunks(self) -> AsyncIterator[bytes]:
         with _translate_transport_errors():
-            try:
-                async for data in self._response.aiter_bytes():
-                    events = parser.feed(data)
-                    if events:
-                        yield events
-                parser.close()
-            except MalformedStream as exc:
-                raise DifyBadStream(f"Dify's event stream could not be parsed: {exc}.") from None
+            async for data in self._response.aiter_bytes():
+                yield data
 
     async def aclose(self) -> None:
         """Release the connection (closing it when the body was not read to the end)."""
