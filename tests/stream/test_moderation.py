@@ -1,5 +1,6 @@
 """Output moderation (`message_replace`, rec. 44b chat / 44d chatflow) per model option:
-`replace` streams and then sends the replacement; `hold` keeps the answer back until the end."""
+`hold` (the default) keeps the answer back until the end; `replace` (opt-in) streams and then
+sends the replacement."""
 
 from __future__ import annotations
 
@@ -50,6 +51,27 @@ async def stream(bridge_for, replay_: DifyReplay, moderation: str) -> list[dict]
     chunks, done, _ = parse_sse(response.text)
     assert done
     return chunks
+
+
+@pytest.mark.parametrize(("rec", "mode"), [("44b", "chat"), ("44d", "advanced-chat")])
+@pytest.mark.parametrize("stream_", [True, False], ids=["stream", "non-stream"])
+async def test_default_settings_never_show_blocked_text(bridge_for, rec, mode, stream_):
+    # No moderation option anywhere, no model list: the single-app set-up (DIFY_API_KEY) with
+    # nothing configured, on a real Dify's recorded moderated answer.
+    replay_ = replay(rec, mode, MODERATION_ON)
+    async with bridge_for(replay_, dify_api_key="app-server-side-key-000") as client:
+        response = await client.post(
+            "/v1/chat/completions", json={**HI, "stream": stream_}, headers={"Authorization": "Bearer any"}
+        )
+    assert response.status_code == 200
+    assert "boom" not in response.text.lower()
+    if stream_:
+        chunks, done, _ = parse_sse(response.text)
+        assert done
+        assert content_of(chunks) == BLOCKED
+        assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    else:
+        assert response.json()["choices"][0]["message"]["content"] == BLOCKED
 
 
 @pytest.mark.parametrize(("rec", "mode"), [("44b", "chat"), ("44d", "advanced-chat")])

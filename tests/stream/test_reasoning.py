@@ -23,13 +23,15 @@ CASES = [
 ]
 
 
-def model(reasoning: str | None) -> list[dict]:
-    return [{"id": "o1", "reasoning": reasoning}] if reasoning else []
+def model(reasoning: str | None, moderation: str | None = None) -> list[dict]:
+    options = {"reasoning": reasoning, "moderation": moderation}
+    options = {k: v for k, v in options.items() if v}
+    return [{"id": "o1", **options}] if options else []
 
 
-async def ask(bridge_for, rec, path, mode, reasoning, *, stream):
+async def ask(bridge_for, rec, path, mode, reasoning, *, stream, moderation=None):
     replay = DifyReplay.of(rec, path, mode=mode)
-    async with bridge_for(replay, models=model(reasoning)) as client:
+    async with bridge_for(replay, models=model(reasoning, moderation)) as client:
         return await client.post("/v1/chat/completions", json={**HI, "stream": stream}, headers=AUTH)
 
 
@@ -108,7 +110,9 @@ async def test_app_llm_thinking_is_dropped_when_reasoning_is_off(bridge_for, rec
 async def test_think_format_non_stream_moves_mid_answer_thinking_to_the_start(bridge_for):
     # 47a: the fake model writes `Echo: ` before its <think>. A stream cannot take back the
     # text already sent, so there the block stays where it came; the aggregate puts it first.
-    streamed = await ask(bridge_for, "47a", "chat-messages", "chat", "think", stream=True)
+    # `replace`: the replay has no /parameters, and the default `hold` would keep the answer
+    # back until the end (after the thinking), which is not the case under test.
+    streamed = await ask(bridge_for, "47a", "chat-messages", "chat", "think", stream=True, moderation="replace")
     chunks, _, _ = parse_sse(streamed.text)
     assert content_of(chunks) == "Echo: <think>\nI should greet\n</think>\n\n Hello there"
     message = (await ask(bridge_for, "47a", "chat-messages", "chat", "think", stream=False)).json()
