@@ -24,6 +24,10 @@ class EmulatorConfig:
     ping_interval: float = 10.0  # seconds of silence before an `event: ping`
     code_timeout: float = 30.0  # Code node time limit
     idle_timeout: float = 300.0  # how long the 13a "silent hang" lasts
+    # How long a streamed chatflow/workflow whose inputs were refused stays open after its one
+    # ping (07b; measured ~300 s on Dify 1.13.2). Separate from idle_timeout so tests can
+    # shorten one without the other.
+    start_failure_hold: float = 300.0
     llm_slow_interval: float = 1.0  # SLOW: seconds between chunks
     llm_wait_before_first: float = 15.0  # WAIT15: seconds before the first chunk
     http_timeout: float = 30.0  # HTTP Request node
@@ -46,6 +50,7 @@ def create_emulator_app(config: EmulatorConfig | None = None) -> Litestar:
         settings=settings,
         ping_interval=config.ping_interval,
         idle_timeout=config.idle_timeout,
+        start_failure_hold=config.start_failure_hold,
     )
     app = Litestar(
         # structlog does the logging; Litestar's own config would start a queue-listener

@@ -23,10 +23,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import jinja2.sandbox
 
-from . import llm
+from . import http_node, llm
 from .containers import CONTAINER_TYPES, run_container
 from .dsl import AppSpec, Node
 from .moderation import replace_flagged_output, start_node_extras
@@ -34,6 +33,7 @@ from .run import Emit, RunContext, Stopped
 from .sandbox import CodeError, run_python
 from .scope import TOP, NodeFailed, Scope
 from .store import new_id, now
+from .tool_files import file_markdown, files_in, is_file_value
 from .wire import (
     ChatflowGraphEvent,
     MessageEndEvent,
@@ -76,6 +76,10 @@ def render_value(value: Any) -> str:
         return ""
     if isinstance(value, str):
         return value
+    if is_file_value(value):
+        return file_markdown(value)
+    if isinstance(value, list) and value and all(is_file_value(v) for v in value):
+        return "\n".join(file_markdown(v) for v in value)  # 46a: no list bullets for files
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
@@ -213,6 +217,7 @@ class GraphRun:
         self.started = time.monotonic()
         self.created_at = now()
         self.answers: list[str] = []
+        self.answer_files: list[dict[str, Any]] = []
         self.end_outputs: dict[str, Any] = {}
         self.steps = 0
         self.tokens = 0
@@ -392,7 +397,7 @@ class GraphRun:
             # A failed run reports the answer only if an Answer node got to finish: 27a has
             # the partial answer, 34e (LLM failed before any Answer) has `{}`.
             answered = status == "succeeded" or bool(self.answers)
-            ctx.outputs = {"answer": ctx.answer, "files": []} if answered else {}
+            ctx.outputs = {"answer": ctx.answer, "files": self.answer_files} if answered else {}
         else:
             ctx.outputs = dict(self.end_outputs)
         ctx.elapsed = round(time.monotonic() - self.started, 6)
@@ -413,7 +418,7 @@ class GraphRun:
                     task_id=ctx.task_id,
                     id=ctx.message_id,
                     metadata=llm.metadata(usage),
-                    files=[],
+                    files=files_in(ctx.outputs),
                 )
             )
         self.graph_event(
@@ -430,8 +435,9 @@ class GraphRun:
                 created_by={"id": ctx.end_user_id, "user": ctx.user},
                 created_at=self.created_at,
                 finished_at=ctx.finished_at,
-                exceptions_count=0,
-                files=[],
+                # 27a, 34e: the failed node counts as one exception
+                exceptions_count=1 if status == "failed" else 0,
+                files=files_in(ctx.outputs),
             ),
         )
 
@@ -501,6 +507,7 @@ class GraphRun:
             status, error = "succeeded", None
         except NodeFailed as exc:
             outputs, status, error = {}, "failed", str(exc)
+            inputs, process_data = exc.inputs, exc.process_data
         if status == "succeeded" and scope.top:
             self.coordinator.flush()
         self.graph_event(
@@ -524,7 +531,7 @@ class GraphRun:
                 execution_metadata=scope.metadata(metadata),
                 created_at=started_at,
                 finished_at=now(),
-                files=[],
+                files=files_in(outputs),
                 iteration_id=scope.iteration_id,
                 loop_id=scope.loop_id,
             ),
@@ -552,7 +559,7 @@ class GraphRun:
                 str(node.data.get("code") or ""), inputs, self.ctx.settings.code_timeout
             )
         except CodeError as exc:
-            raise NodeFailed(str(exc)) from None
+            raise NodeFailed(str(exc), inputs=inputs) from None
         return inputs, outputs, {}, "source", None
 
     async def _exec_template_transform(self, node: Node):
@@ -564,9 +571,18 @@ class GraphRun:
         return inputs, {"output": text}, {}, "source", None
 
     async def _exec_answer(self, node: Node):
-        text = substitute(str(node.data.get("answer") or ""), self.pool)
+        template = str(node.data.get("answer") or "")
+        text = substitute(template, self.pool)
         self.answers.append(text)
-        return {}, {"answer": text, "files": []}, {}, "source", None
+        # 46a: files the answer shows are the node's (and the message's) `files`
+        files = [
+            f
+            for seg in parse_segments(template)
+            if seg.selector
+            for f in files_in({"v": self.pool.get(seg.selector)})
+        ]
+        self.answer_files += files
+        return {}, {"answer": text, "files": files}, {}, "source", None
 
     async def _exec_end(self, node: Node):
         outputs = {
@@ -679,44 +695,15 @@ class GraphRun:
             return False
 
     async def _exec_http_request(self, node: Node):
-        data = node.data
-        method = str(data.get("method") or "get").upper()
-        url = substitute(str(data.get("url") or ""), self.pool)
-        headers = _kv_lines(substitute(str(data.get("headers") or ""), self.pool))
-        params = _kv_lines(substitute(str(data.get("params") or ""), self.pool))
-        body = data.get("body") or {}
-        content: bytes | None = None
-        body_type = body.get("type") or "none"
-        if body_type in ("json", "raw-text"):
-            parts = body.get("data") or []
-            raw = parts[0].get("value", "") if parts and isinstance(parts, list) else ""
-            content = substitute(str(raw), self.pool).encode()
-        elif body_type == "x-www-form-urlencoded":
-            fields = {
-                p.get("key", ""): substitute(str(p.get("value", "")), self.pool)
-                for p in body.get("data") or []
-            }
-            content = httpx.QueryParams(fields).__str__().encode()
-            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        ctx = self.ctx
         try:
-            async with httpx.AsyncClient(timeout=self.ctx.settings.http_timeout) as client:
-                request = client.build_request(
-                    method, url, headers=headers, params=params, content=content
-                )
-                response = await client.send(request)
-        except httpx.HTTPError as exc:
-            raise NodeFailed(f"Reached maximum retries (0) for URL {url}: {exc}") from None
-        raw_request = f"{method} {request.url.raw_path.decode()} HTTP/1.1\r\n" + "".join(
-            f"{k}: {v}\r\n" for k, v in request.headers.items()
-        )
-        raw_request += "\r\n" + (content or b"").decode("utf-8", "replace")
-        outputs = {
-            "status_code": response.status_code,
-            "body": response.text,
-            "headers": dict(response.headers),
-            "files": [],
-        }
-        return {}, outputs, {"request": raw_request}, "source", None
+            request = http_node.prepare(node.data, lambda t: substitute(t, self.pool))
+            outputs = await http_node.send(
+                request, ctx.settings.http_timeout, ctx.store.keep_tool_file, ctx.base_url
+            )
+        except http_node.HttpNodeError as exc:
+            raise NodeFailed(str(exc), process_data=exc.process_data) from None
+        return {}, outputs, {"request": request.to_log()}, "source", None
 
     async def _exec_llm(self, node: Node):
         data = node.data
@@ -798,15 +785,6 @@ class _Branches:
                 newly.append(edge.target)
                 newly += self.mark(edge.target, None)
         return newly
-
-
-def _kv_lines(text: str) -> dict[str, str]:
-    pairs = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key.strip():
-            pairs[key.strip()] = value.strip()
-    return pairs
 
 
 def _assign(operation: str, current: Any, value: Any) -> Any:

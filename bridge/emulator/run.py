@@ -42,6 +42,8 @@ class RunContext:
     query: str = ""
     files: list[dict[str, Any]] = field(default_factory=list)
     conversation: Conversation | None = None
+    # Where the emulator is reached: tool-file URLs point here (46a).
+    base_url: str = "http://127.0.0.1"
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     # Filled by the pipeline, read by the blocking response builders.
     answer: str = ""

@@ -7,7 +7,21 @@ from typing import Any
 
 
 class NodeFailed(Exception):
-    """A node ended with status `failed`; its error text becomes the run's error (27a)."""
+    """A node ended with status `failed`; its error text becomes the run's error (27a).
+
+    `inputs` / `process_data`: what the failed node_finished still reports (27a keeps the Code
+    node's inputs; a failed HTTP Request keeps its request log).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        inputs: dict[str, Any] | None = None,
+        process_data: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.inputs = inputs or {}
+        self.process_data = process_data or {}
 
 
 @dataclass(frozen=True)

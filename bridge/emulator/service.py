@@ -15,6 +15,7 @@ from .graph import run_graph
 from .moderation import answer_blocked_input, moderation_of
 from .run import Emit, RunContext, RunSettings
 from .store import Conversation, EmulatorStore, Message, new_id, now
+from .tool_files import files_in, message_file, strip_images
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Emulator:
     settings: RunSettings
     ping_interval: float = 10.0
     idle_timeout: float = 300.0
+    start_failure_hold: float = 300.0
     end_users: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def authenticate(self, authorization: str | None) -> AppSpec:
@@ -127,33 +129,50 @@ def parse_generation(payload: dict[str, Any], model: str, needs_query: bool) -> 
 
 
 def validate_inputs(app: AppSpec, inputs: dict[str, Any]) -> dict[str, Any]:
-    """Checked on every turn, also inside a conversation (22c, 22d, 22e)."""
-    cleaned = dict(inputs)
+    """Dify's `_prepare_user_inputs`, checked on every turn, also inside a conversation (22c-22e).
+
+    Only declared variables survive, each in form order; one not sent is None (stored as `null`,
+    issue 14 item 9). Only a missing (None) value counts as missing: a real Dify runs a flow
+    with `""` for a required text input (issue 10 item 7).
+    """
+    cleaned: dict[str, Any] = {}
     for item in app.user_input_form:
         ((kind, spec),) = item.items()
-        name = spec.get("variable")
-        value = inputs.get(name)
-        if value in (None, ""):
-            if spec.get("required"):
-                raise errors.invalid_param(f"{name} is required in input form")
-            continue
-        if kind == "select" and value not in (spec.get("options") or []):
-            raise errors.invalid_param(
-                f"{name} in input form must be one of the following: {spec.get('options')}"
-            )
-        if kind in ("text-input", "paragraph") and not isinstance(value, str):
-            raise errors.invalid_param(f"{name} in input form must be a string")
-        max_length = spec.get("max_length")
-        if kind in ("text-input", "paragraph") and max_length and len(value) > int(max_length):
-            raise errors.invalid_param(
-                f"{name} in input form must be less than {max_length} characters"
-            )
-        if kind == "number" and isinstance(value, str):
-            try:
-                cleaned[name] = float(value) if "." in value else int(value)
-            except ValueError:
-                raise errors.invalid_param(f"{name} in input form must be a valid number") from None
+        name = str(spec.get("variable"))
+        cleaned[name] = _checked_input(kind, name, spec, inputs.get(name))
     return cleaned
+
+
+def _checked_input(kind: str, name: str, spec: dict[str, Any], value: Any) -> Any:
+    if value is None:
+        if spec.get("required"):
+            raise errors.invalid_param(f"{name} is required in input form")
+        value = spec.get("default")
+        if value in (None, ""):
+            return None
+    if kind in ("text-input", "paragraph", "select") and not isinstance(value, str):
+        raise errors.invalid_param(f"(type '{kind}') {name} in input form must be a string")
+    if kind == "number":
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise errors.invalid_param(f"{name} in input form must be a valid number")
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return None
+        try:
+            return float(value) if "." in value else int(value)
+        except ValueError:
+            raise errors.invalid_param(f"{name} in input form must be a valid number") from None
+    if kind == "select" and value not in (spec.get("options") or []):
+        raise errors.invalid_param(
+            f"{name} in input form must be one of the following: {spec.get('options')}"
+        )
+    max_length = spec.get("max_length")
+    if kind in ("text-input", "paragraph") and max_length and len(value) > int(max_length):
+        raise errors.invalid_param(
+            f"{name} in input form must be less than {max_length} characters"
+        )
+    return value.replace("\x00", "") if isinstance(value, str) else value
 
 
 def resolve_files(
@@ -269,18 +288,29 @@ def _remember(ctx: RunContext) -> None:
     conv = ctx.conversation
     if conv is None:
         return
+    failed = ctx.status in ("failed", "error")
+    answer, message_files = ctx.answer, []
+    if ctx.app.is_graph:
+        # 46c: a chatflow message is saved without its markdown images; the files it showed
+        # are listed instead. 27a/34e: a failed run saves no answer and "Run failed: …".
+        answer = "" if failed else strip_images(answer)
+        message_files = [message_file(f) for f in files_in(ctx.outputs)]
+    error = None
+    if failed:
+        error = f"Run failed: {ctx.error}" if ctx.app.is_graph else ctx.error
     message = Message(
         id=ctx.message_id,
         conversation_id=conv.id,
         inputs=ctx.inputs,
         query=ctx.query,
-        answer=ctx.answer,
+        answer=answer,
         created_at=ctx.created_at,
         agent_thoughts=list(ctx.outputs.get("agent_thoughts") or [])
         if ctx.app.mode == "agent-chat"
         else [],
-        status="error" if ctx.status in ("failed", "error") else "normal",
-        error=ctx.error if ctx.status in ("failed", "error") else None,
+        message_files=message_files,
+        status="error" if failed else "normal",
+        error=error,
     )
     conv.messages.append(message)
     conv.updated_at = now()

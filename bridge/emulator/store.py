@@ -7,7 +7,10 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .tool_files import ToolFile
 
 UUID_NIL = "00000000-0000-0000-0000-000000000000"
 
@@ -116,6 +119,8 @@ JOURNAL_SIZE = 10_000
 class EmulatorStore:
     conversations: dict[str, Conversation] = field(default_factory=dict)
     files: dict[str, UploadedFile] = field(default_factory=dict)
+    # Files runs produced (HTTP Request responses, 46a), served at /files/tools/<id><ext>.
+    tool_files: dict[str, ToolFile] = field(default_factory=dict)
     # task_id → set when a stop call for it arrives (the run watches it).
     stop_events: dict[str, asyncio.Event] = field(default_factory=dict)
     # Bounded: a long-running demo bridge must not grow without end.
@@ -133,6 +138,9 @@ class EmulatorStore:
     def conversations_of(self, app_key: str, user: str) -> list[Conversation]:
         found = [c for c in self.conversations.values() if c.app_key == app_key and c.user == user]
         return sorted(found, key=lambda c: c.updated_at, reverse=True)
+
+    def keep_tool_file(self, tool_file: ToolFile) -> None:
+        self.tool_files[tool_file.id] = tool_file
 
     def register_task(self, task_id: str) -> asyncio.Event:
         event = asyncio.Event()

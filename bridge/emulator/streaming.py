@@ -71,11 +71,13 @@ async def collect(pipeline: Callable[[Emit], Awaitable[None]]) -> list[msgspec.S
 
 
 async def ping_then_close() -> AsyncIterator[bytes]:
-    """A streamed run whose start failed (07b): one ping, then the stream ends."""
+    """Superseded by ping_then_hang (07b holds the stream open); kept while routes.py's switch
+    waits to be committed."""
     yield PING_FRAME
 
 
 async def ping_then_hang(idle_timeout: float) -> AsyncIterator[bytes]:
-    """Unknown conversation in a streamed chatflow (13a): one ping, then silence until timeout."""
+    """A streamed chatflow/workflow run that failed before its first event (07b: bad inputs,
+    13a: unknown conversation): one ping, then silence until the idle timeout closes it."""
     yield PING_FRAME
     await asyncio.sleep(idle_timeout)

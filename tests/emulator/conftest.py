@@ -25,6 +25,7 @@ def emulator_url() -> Iterator[str]:
             dsl_dir=Path(DSL_DIR),
             ping_interval=0.3,
             idle_timeout=0.6,
+            start_failure_hold=0.6,
             code_timeout=1.0,
             llm_slow_interval=0.2,
             llm_wait_before_first=0.8,

@@ -35,11 +35,13 @@ def test_chat_app_streams_the_input_preset_one_character_per_event(client: httpx
     assert _stored_answers(client, MODCHAT, evs[0]["conversation_id"]) == [INPUT_PRESET]
 
 
-def test_inputs_are_checked_too(client: httpx.Client) -> None:
-    blocked = chat(
+def test_only_declared_inputs_reach_the_input_check(client: httpx.Client) -> None:
+    # Dify's _prepare_user_inputs keeps only the form's variables before moderation runs;
+    # ModChat declares none, so an extra input can't trip the check (issue 14 item 9).
+    passed = chat(
         client, MODCHAT, "harmless", inputs={"note": "big KABOOM"}, response_mode="blocking"
     )
-    assert blocked.json()["answer"] == INPUT_PRESET
+    assert passed.json()["answer"] == "Echo: harmless"
 
 
 def test_chat_app_output_is_replaced_before_message_end(client: httpx.Client) -> None:
