@@ -53,6 +53,8 @@ def configure_logging(
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            # `log.exception(...)`: the traceback as text, masked like everything else.
+            structlog.processors.format_exc_info,
             redact_secrets,
             renderer,
         ],

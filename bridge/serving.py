@@ -417,6 +417,14 @@ def _transport_failure(exc: Exception) -> BridgeError:
         return BridgeError(
             502, str(exc), code="dify_bad_stream", type="server_error", retryable=False
         )
+    if isinstance(exc, MalformedStream):
+        return BridgeError(
+            502,
+            f"Dify's event stream could not be parsed: {exc}.",
+            code="dify_bad_stream",
+            type="server_error",
+            retryable=False,
+        )
     return BridgeError(
         502,
         "Dify sent an event the bridge could not read.",

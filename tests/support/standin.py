@@ -1,17 +1,21 @@
-"""A minimal, fast Dify stand-in for benchmarks: raw asyncio HTTP/1.1, keep-alive, chunked SSE.
+"""A minimal, fast Dify stand-in for benchmarks and fault tests: raw asyncio HTTP/1.1,
+keep-alive, chunked SSE, and bodies no well-behaved server sends.
 
 The emulator (bridge.emulator) is faithful but runs a whole Litestar app per event; here every
 microsecond the stand-in spends is one the bridge and the direct reader both pay, so it does as
 little as possible. Each Dify event goes out as its own chunked write, the way Dify flushes them.
-
-Apps, chosen by the bearer key:
-- `app-flood`: a chat app answering `chunks` one-word `message` events (query `chunks=N`,
-  default 2000), then `message_end`.
+All apps are chat apps (`/info` says so); the bearer key picks the behaviour:
+- `app-flood`: `chunks` one-word `message` events (query `chunks=N`, default 2000), then
+  `message_end`.
 - `app-silent`: one `message` event, then silence until `POST …/stop` or the client leaves
   (a held stream: a slow flow step).
+- `app-gzip-bad-start` / `app-gzip-bad-mid`: `Content-Encoding: gzip` whose bytes are corrupt
+  from the first byte / after a few good events.
+- `app-nosep`: events separated by a single newline (no blank line), then EOF.
+- `app-html`: 200 with an HTML page (a proxy's or a web UI's).
 `GET /_standin/stats` reports stops received and streams open.
 
-    python bench/standin.py --port 5100
+    python -m tests.support.standin --port 5100
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ import asyncio
 import contextlib
 import json
 import re
+import threading
 import uuid
+import zlib
+from collections.abc import Iterator
 
 _HEAD_END = b"\r\n\r\n"
 _CHUNKS = re.compile(r"chunks=(\d+)")
@@ -108,6 +115,44 @@ async def _silent(
         stats.held.pop(ids["task_id"], None)
 
 
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def _message(ids: dict, answer: str) -> bytes:
+    payload = {"event": "message", **ids, "answer": answer}
+    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+
+
+async def _fault(writer: asyncio.StreamWriter, key: str, ids: dict) -> None:
+    if key == "app-html":
+        page = b"<!doctype html><html><body><h1>Dify</h1></body></html>"
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\n"
+            b"content-length: %d\r\n\r\n%s" % (len(page), page)
+        )
+        return
+    if key == "app-nosep":
+        writer.write(_SSE_HEAD)
+        for word in ("a", "b", "c"):
+            writer.write(_chunk(_message(ids, word).rstrip(b"\n") + b"\n"))
+        writer.write(b"0\r\n\r\n")
+        return
+    head = _SSE_HEAD.replace(b"transfer-encoding", b"content-encoding: gzip\r\ntransfer-encoding")
+    writer.write(head)
+    if key == "app-gzip-bad-mid":
+        gzip = zlib.compressobj(wbits=31)
+        good = b"".join(_message(ids, f"w{i} ") for i in range(5))
+        writer.write(_chunk(gzip.compress(good) + gzip.flush(zlib.Z_SYNC_FLUSH)))
+        await writer.drain()
+        await asyncio.sleep(0.2)
+    writer.write(_chunk(b"\x00this is not deflate data\xff" * 8))
+    writer.write(b"0\r\n\r\n")
+
+
+_FAULTS = frozenset({"app-html", "app-nosep", "app-gzip-bad-start", "app-gzip-bad-mid"})
+
+
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stats: Stats) -> None:
     try:
         while request := await _read_request(reader):
@@ -132,6 +177,10 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sta
                 try:
                     if key == "app-silent":
                         await _silent(writer, reader, ids, stats)
+                        return
+                    if key in _FAULTS:
+                        await _fault(writer, key, ids)
+                        await writer.drain()
                         return
                     match = _CHUNKS.search(str(payload.get("query", "")))
                     await _flood(writer, int(match.group(1)) if match else 2000, ids)
@@ -178,6 +227,38 @@ async def serve(host: str, port: int) -> None:
     )
     async with server:
         await server.serve_forever()
+
+
+@contextlib.contextmanager
+def serve_in_thread(port: int = 0) -> Iterator[tuple[str, Stats]]:
+    """The stand-in on 127.0.0.1 in a thread of its own: (base URL, its live stats)."""
+    stats = Stats()
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    box: dict = {}
+
+    async def run() -> None:
+        server = await asyncio.start_server(
+            lambda r, w: handle(r, w, stats), "127.0.0.1", port, backlog=4096, limit=1 << 20
+        )
+        box["port"] = server.sockets[0].getsockname()[1]
+        box["server"] = server
+        started.set()
+        async with server:
+            with contextlib.suppress(asyncio.CancelledError):
+                await server.serve_forever()
+
+    thread = threading.Thread(target=lambda: loop.run_until_complete(run()), daemon=True)
+    thread.start()
+    if not started.wait(10):
+        raise RuntimeError("stand-in did not start")
+    try:
+        yield f"http://127.0.0.1:{box['port']}", stats
+    finally:
+        loop.call_soon_threadsafe(box["server"].close)
+        for task in asyncio.all_tasks(loop):
+            loop.call_soon_threadsafe(task.cancel)
+        thread.join(10)
 
 
 def main() -> None:
