@@ -20,6 +20,22 @@ if ! command -v redis-server >/dev/null 2>&1; then
     || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q redis-server >/dev/null; }
 fi
 
+# haproxy balances the three-replica tests (tests/scaling); it lives in /usr/sbin.
+if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
+  echo "test.sh: installing haproxy (apt-get)" >&2
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get install -y -q haproxy >/dev/null 2>&1 \
+    || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q haproxy >/dev/null; }
+fi
+
+# checkov (tests/scaling/test_kubernetes.py) has a large, pinned dependency tree (boto3,
+# an old `packaging`…): it gets a venv of its own instead of the project's.
+CHECKOV_VENV=".cache/checkov-venv"
+if [ ! -x "$CHECKOV_VENV/bin/checkov" ]; then
+  "$PYTHON" -m venv "$CHECKOV_VENV"
+  "$CHECKOV_VENV/bin/python" -m pip install -q "checkov>=3.2,<4"
+fi
+
 if command -v npm >/dev/null 2>&1 && { [ ! -d tests/node/node_modules/openai ] \
     || [ ! -d tests/node/node_modules/@ai-sdk/openai ]; }; then
   (cd tests/node && npm install --silent --no-audit --no-fund >/dev/null)
