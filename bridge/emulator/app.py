@@ -7,7 +7,7 @@ from pathlib import Path
 
 from litestar import Litestar
 
-from .dsl import load_apps
+from .dsl import AppSpec, load_apps
 from .errors import DifyError
 from .llm import FakeModelTiming
 from .routes import ROUTES, dify_error_handler, record_request
@@ -31,6 +31,9 @@ class EmulatorConfig:
     llm_slow_interval: float = 1.0  # SLOW: seconds between chunks
     llm_wait_before_first: float = 15.0  # WAIT15: seconds before the first chunk
     http_timeout: float = 30.0  # HTTP Request node
+    # Agent workflow tools (46d): tool name → name of the loaded workflow app that runs it.
+    # Dify keeps this binding in its database, so a DSL alone cannot tell.
+    workflow_tools: dict[str, str] = field(default_factory=dict)
 
 
 def create_emulator_app(config: EmulatorConfig | None = None) -> Litestar:
@@ -43,6 +46,7 @@ def create_emulator_app(config: EmulatorConfig | None = None) -> Litestar:
             wait_before_first=config.llm_wait_before_first,
         ),
         http_timeout=config.http_timeout,
+        workflow_tools=_workflow_tools(config.workflow_tools, apps),
     )
     emulator = Emulator(
         apps=apps,
@@ -63,6 +67,14 @@ def create_emulator_app(config: EmulatorConfig | None = None) -> Litestar:
     )
     app.state.emulator = emulator
     return app
+
+
+def _workflow_tools(names: dict[str, str], apps: dict[str, AppSpec]) -> dict[str, AppSpec]:
+    by_name = {spec.name: spec for spec in apps.values() if spec.mode == "workflow"}
+    missing = sorted(set(names.values()) - set(by_name))
+    if missing:
+        raise ValueError(f"workflow_tools name apps that are not loaded workflows: {missing}")
+    return {tool: by_name[app_name] for tool, app_name in names.items()}
 
 
 def emulator_apps(app: Litestar) -> dict[str, str]:

@@ -18,6 +18,7 @@ from . import llm
 from .agent import AgentTrace
 from .moderation import replace_flagged_output
 from .run import Emit, RunContext, Stopped
+from .tool_files import message_file
 from .tools import first_tool
 from .wire import ErrorEvent, MessageEndEvent, MessageEvent
 
@@ -49,10 +50,10 @@ async def run_chat_app(ctx: RunContext, emit: Emit) -> None:
 
     text_in = model_input(ctx)
     prompt_tokens = llm.count_tokens(render_pre_prompt(ctx) + " " + text_in)
-    tool = first_tool(ctx.app.model_config) if trace and "USETOOL" in text_in else None
+    tool = first_tool(ctx.app.model_config, ctx) if trace and "USETOOL" in text_in else None
     if trace is not None and tool is not None:
         # 31e: the fake model calls the tool, then echoes "tool said: <result>".
-        text_in = "tool said: " + trace.tool_round(tool)
+        text_in = "tool said: " + await trace.tool_round(tool)
         prompt_tokens += llm.count_tokens(text_in) + 1
     t0 = time.monotonic()
     chunks: list[str] = []
@@ -114,8 +115,11 @@ async def run_chat_app(ctx: RunContext, emit: Emit) -> None:
             **common,
             id=ctx.message_id,
             metadata=llm.metadata(usage),
-            files=None,
+            files=trace.end_files() if trace is not None else None,
         )
     )
     if trace is not None:
         ctx.outputs["agent_thoughts"] = trace.thoughts
+        ctx.outputs["message_files"] = [
+            message_file(file, message_file_id) for message_file_id, file in trace.sent_files
+        ]

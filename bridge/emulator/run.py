@@ -26,6 +26,8 @@ class RunSettings:
     code_timeout: float = 30.0
     model: FakeModelTiming = field(default_factory=FakeModelTiming)
     http_timeout: float = 30.0
+    # agent workflow tools (46d): tool name → the workflow app that runs it
+    workflow_tools: dict[str, AppSpec] = field(default_factory=dict)
 
 
 @dataclass

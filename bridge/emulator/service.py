@@ -295,6 +295,8 @@ def _remember(ctx: RunContext) -> None:
         # are listed instead. 27a/34e: a failed run saves no answer and "Run failed: …".
         answer = "" if failed else strip_images(answer)
         message_files = [message_file(f) for f in files_in(ctx.outputs)]
+    elif ctx.app.mode == "agent-chat":
+        message_files = list(ctx.outputs.get("message_files") or [])  # 46e
     error = None
     if failed:
         error = f"Run failed: {ctx.error}" if ctx.app.is_graph else ctx.error

@@ -122,10 +122,10 @@ def strip_images(answer: str) -> str:
     return _IMAGE_IN_MARKDOWN.sub("", answer).strip()
 
 
-def message_file(file: dict[str, Any]) -> dict[str, Any]:
-    """One `message_files` item of `GET /v1/messages` (46c)."""
+def message_file(file: dict[str, Any], message_file_id: str | None = None) -> dict[str, Any]:
+    """One `message_files` item of `GET /v1/messages` (46c, 46e)."""
     return {
-        "id": str(uuid.uuid4()),
+        "id": message_file_id or str(uuid.uuid4()),
         "filename": file.get("filename"),
         "type": file.get("type"),
         "url": file.get("url"),

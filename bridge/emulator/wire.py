@@ -219,6 +219,20 @@ class AgentMessageEvent(msgspec.Struct):
     answer: str
 
 
+class MessageFileEvent(msgspec.Struct):
+    """A file an agent's tool sent to the user (46d)."""
+
+    event: str
+    conversation_id: str
+    message_id: str
+    created_at: int
+    task_id: str
+    id: str
+    type: str
+    belongs_to: str
+    url: str
+
+
 class MessageReplaceEvent(msgspec.Struct):
     event: str
     conversation_id: str | UnsetType

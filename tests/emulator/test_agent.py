@@ -65,8 +65,9 @@ def test_usetool_without_tools_is_a_plain_answer(client: httpx.Client) -> None:
     assert _agent_answer(body) == "Echo: USETOOL please"
 
 
-def test_workflow_tools_are_not_emulated(client: httpx.Client) -> None:
-    # 46d's workflow tool would need the tool's workflow and a file server: plain answer instead.
+def test_an_unmapped_workflow_tool_is_not_called(client: httpx.Client) -> None:
+    # Which workflow a workflow tool runs is not in the DSL; without an EmulatorConfig
+    # `workflow_tools` entry the agent answers plainly (46d with the mapping: test_file_outputs).
     body = chat(client, FILE_AGENT, "USETOOL fetch it").text
     assert "message_file" not in names(body)
     assert _agent_answer(body) == "Echo: USETOOL fetch it"
