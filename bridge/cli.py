@@ -41,8 +41,9 @@ def serve(
     host: str | None, port: int | None, config: str | None, workers: int, reload: bool
 ) -> None:
     """Run the bridge."""
-    import uvicorn
+    from bridge.server import raise_fd_limit, run, server_config
 
+    raise_fd_limit()  # before the limits are derived from it
     settings = _load(config, host=host, port=port)
     if config:
         # Workers and reload import the app factory afresh; they read the file from the env.
@@ -53,18 +54,15 @@ def serve(
         import os
 
         os.environ["BRIDGE_HOST"] = host
-    uvicorn.run(
-        "bridge.cli:app_factory",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=workers if not reload else None,
-        reload=reload,
-        log_level="warning",
-        access_log=False,
-        # On SIGTERM uvicorn stops accepting and lets running requests finish for this long;
-        # then it cancels them and bridge.access ends each stream with an error chunk.
-        timeout_graceful_shutdown=settings.shutdown_grace,  # type: ignore[arg-type]
+    # bridge.server: uvicorn with request deadlines, a head size bound and a connection cap.
+    run(
+        server_config(
+            "bridge.cli:app_factory",
+            settings,
+            factory=True,
+            workers=workers if not reload else None,
+            reload=reload,
+        )
     )
 
 

@@ -12,10 +12,14 @@ import hmac
 import msgspec
 
 from bridge.dify.client import DifyTarget
-from bridge.errors import model_not_found, unauthorized
+from bridge.errors import BridgeError, model_not_found, unauthorized
 from bridge.settings import ModelConfig, Settings
 
 EMULATOR_PATH = "/_emulator/v1"
+# Longest credential accepted. Real keys are ~30-70 characters (`sk-…`, `app-…`); anything
+# much longer is refused here, before it reaches the Dify API (a 64 KB key used to come back
+# from Dify as a retryable 502).
+MAX_CREDENTIAL_LENGTH = 512
 
 
 class ModelRoute(msgspec.Struct, frozen=True, kw_only=True):
@@ -31,14 +35,35 @@ class ModelRoute(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def credential_from_header(authorization: str | None) -> str | None:
-    """`Bearer <key>`, or a bare key (seen in the wild). Empty → None."""
+    """`Bearer <key>`, or a bare key (seen in the wild). Empty → None.
+
+    Too long → 401; not one printable ASCII token (spaces inside, control or non-ASCII
+    characters) → 400. Neither is retryable, and neither reaches Dify.
+    """
     if not authorization:
         return None
+    if len(authorization) > MAX_CREDENTIAL_LENGTH + len("Bearer "):
+        raise unauthorized(
+            f"The API key is too long (over {MAX_CREDENTIAL_LENGTH} characters); "
+            "check the Authorization header."
+        )
     value = authorization.strip()
     scheme, _, rest = value.partition(" ")
     if rest and scheme.lower() == "bearer":
         value = rest.strip()
+    if value and not _is_token(value):
+        raise BridgeError(
+            400,
+            "Malformed Authorization header: expected `Bearer <key>`, one key of printable "
+            "ASCII characters.",
+            code="invalid_authorization_header",
+            retryable=False,
+        )
     return value or None
+
+
+def _is_token(value: str) -> bool:
+    return value.isascii() and all(33 <= ord(char) <= 126 for char in value)
 
 
 def _matches_any(credential: str, keys: list[str]) -> bool:
@@ -59,6 +84,11 @@ class ModelRegistry:
         if settings.dify_api_key and not any(m.id == settings.model_name for m in models):
             models.insert(0, ModelConfig(id=settings.model_name, app_key=settings.dify_api_key))
         self.models: dict[str, ModelConfig] = {m.id: m for m in models}
+        # The server's own Dify keys: never accepted from a client (a leaked key must not
+        # work through the bridge, and the bridge must not confirm that it is one).
+        self._server_keys = [m.app_key for m in models if m.app_key]
+        if settings.dify_api_key:
+            self._server_keys.append(settings.dify_api_key)
 
     @property
     def managed_ids(self) -> list[str]:
@@ -79,6 +109,8 @@ class ModelRegistry:
         keys = self.settings.api_keys
         if credential and keys and _matches_any(credential, keys):
             return True
+        if credential and self._server_keys and _matches_any(credential, self._server_keys):
+            raise unauthorized("Incorrect API key provided.")
         if credential and self.settings.passthrough and credential.startswith("app-"):
             return False
         if not keys and self.managed_ids:

@@ -30,9 +30,23 @@ def decode_chat_request(body: bytes) -> ChatCompletionRequest:
     try:
         return _decoder.decode(body)
     except msgspec.ValidationError as exc:
-        message, _, where = str(exc).rpartition(" - at ")
-        param = where.strip("`").removeprefix("$.") if where else None
-        raise bad_request(f"Invalid request: {message or exc}", param=param or None) from None
+        # msgspec says "<problem> - at `$.path`"; with no path the body itself is wrong
+        # (`[1,2,3]`, `"hi"`): then there is no field to name, and `param` stays null.
+        text = str(exc)
+        message, sep, where = text.rpartition(" - at ")
+        if not sep:
+            message, where = text, ""
+        path = where.strip("`").removeprefix("$").removeprefix(".")
+        missing = message.removeprefix("Object missing required field `")
+        if missing != message and missing.endswith("`"):
+            # Name the missing field itself, not the object that lacks it.
+            path = f"{path}.{missing[:-1]}" if path else missing[:-1]
+        if not path:
+            raise bad_request(
+                "Invalid request: the body must be a JSON object (a chat completion request); "
+                f"{message[:1].lower()}{message[1:]}."
+            ) from None
+        raise bad_request(f"Invalid request: {message}", param=path) from None
     except msgspec.DecodeError:
         raise bad_request(
             "We could not parse the JSON body of your request. "

@@ -19,12 +19,21 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_in_thread(app: Any, port: int | None = None) -> Iterator[str]:
-    """Serve `app` with uvicorn in a background thread; yield its base URL (no trailing slash)."""
+def serve_in_thread(app: Any, port: int | None = None, *, limits: Any = None) -> Iterator[str]:
+    """Serve `app` with uvicorn in a background thread; yield its base URL (no trailing slash).
+
+    `limits` (a `bridge.server.EdgeLimits`): serve it the way `dify-bridge serve` does, with
+    the bridge's guarded HTTP protocol and those limits."""
     port = port or free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
+    options: dict[str, Any] = dict(
+        host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
     )
+    if limits is not None:
+        from bridge.server import BridgeServerConfig
+
+        config: uvicorn.Config = BridgeServerConfig(app, edge_limits=limits, **options)
+    else:
+        config = uvicorn.Config(app, **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

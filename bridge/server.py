@@ -1,0 +1,299 @@
+"""The uvicorn server the bridge runs on, with the edge limits uvicorn lacks.
+
+uvicorn (httptools) never times out a request that is still arriving: a client that sends
+half a request head, or a body that never ends, holds its socket for as long as it likes, and
+a few thousand such clients exhaust the process's descriptors (slow-loris). It also accepts
+headers of any size. `GuardedHttpProtocol` adds, per connection:
+
+- a deadline for the request head (request line + headers), counted from the connection's
+  start or the request's first byte, and a deadline for the body, counted from the end of
+  the head (`EdgeLimits.request_timeout` each; 408 then close);
+- a bound on the head's size (`max_header_bytes`; 431 then close);
+- a connection cap (`max_connections`; beyond it a new connection gets 503 and is closed), by
+  default derived from the descriptor limit: every stream holds two sockets (the client's and
+  its Dify connection), so half of what is left after a reserve;
+- OpenAI-shaped JSON instead of uvicorn's plain-text "Invalid HTTP request received." for
+  requests the HTTP parser rejects (malformed chunked bodies, Content-Length together with
+  Transfer-Encoding, control characters in headers). Those connections are closed: after a
+  framing error nothing that follows on the socket can be trusted.
+
+`server_config()` builds the uvicorn config `dify-bridge serve` runs (also with `--workers`:
+the config, limits included, is pickled into each worker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import sys
+from typing import Any
+
+import httptools
+import msgspec
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from bridge.settings import Settings
+
+# Descriptors kept back from the connection cap: the listening socket, log files, the store
+# (SQLite / Redis), Dify control calls, the demo emulator's own sockets.
+FD_RESERVE = 256
+# Raise the soft descriptor limit towards the hard one up to this (common hard limits are
+# 2^20; nothing near that is useful to one process).
+FD_TARGET = 65_536
+
+
+class EdgeLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """What a client may take before the bridge has seen its whole request."""
+
+    request_timeout: float = 30.0  # seconds for the head, and again for the body
+    max_header_bytes: int = 64 * 1024
+    max_connections: int | None = None  # None: connection_cap() of the descriptor limit
+
+
+def raise_fd_limit(target: int = FD_TARGET) -> int:
+    """Raise the soft RLIMIT_NOFILE towards the hard limit; return the soft limit in force.
+
+    Python keeps the soft limit it was started with (often 1024), far below what a bridge
+    holding thousands of streams needs; the hard limit is what the operator allowed.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = target if hard == resource.RLIM_INFINITY else min(hard, target)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            pass  # keep the limit we have; the cap below follows it
+    return soft
+
+
+def connection_cap(fd_limit: int, reserve: int = FD_RESERVE) -> int:
+    """Client connections the descriptor limit allows: each may hold a Dify socket too."""
+    return max((fd_limit - reserve) // 2, 1)
+
+
+def _error_bytes(status: int, message: str, code: str) -> bytes:
+    """A complete HTTP/1.1 response with an OpenAI-shaped error body; the connection closes."""
+    kind = "server_error" if status >= 500 else "invalid_request_error"
+    body = json.dumps(
+        {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    ).encode()
+    reason = {400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large"}
+    head = (
+        f"HTTP/1.1 {status} {reason.get(status, 'Service Unavailable')}\r\n"
+        "content-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n"
+        "x-should-retry: false\r\n"
+        "connection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with head/body deadlines, a head size bound and a
+    connection cap (module docstring). Limits come from `config.edge_limits`."""
+
+    def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        limits: EdgeLimits = getattr(config, "edge_limits", None) or EdgeLimits()
+        self._timeout = limits.request_timeout
+        self._max_head = limits.max_header_bytes
+        self._max_connections = limits.max_connections or connection_cap(
+            resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        )
+        self._deadline: asyncio.TimerHandle | None = None
+        self._in_head = True  # waiting for (the rest of) a request head
+        self._head_bytes = 0  # bytes read while in the head (may include a following body)
+        self._parsed_head = 0  # request line and headers as parsed
+        self._refused = False
+
+    # -- connection life
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        over_cap = len(self.connections) >= self._max_connections
+        super().connection_made(transport)
+        if over_cap:
+            self.logger.warning("Connection refused: %d connections open.", len(self.connections))
+            self._refuse(503, "The bridge is at its connection limit; retry later.", "overloaded")
+            return
+        # A connection that never sends a byte is a stalled head too.
+        self._arm(self._head_timed_out)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if self._in_head:
+            # Counted before parsing: httptools buffers an unfinished header internally, so a
+            # head that never ends would otherwise grow without bound.
+            self._head_bytes += len(data)
+        super().data_received(data)
+        if self._in_head and not self._refused and self._head_bytes > self._max_head:
+            self._refuse_large_head()
+
+    def send_400_response(self, msg: str) -> None:
+        # Called by uvicorn when httptools rejects the bytes (framing errors, bad header
+        # characters); a refusal of ours has already answered.
+        if self._refused:
+            return
+        self._refuse(
+            400,
+            "The HTTP request is malformed (bad framing or header characters); "
+            "the connection is closed.",
+            "invalid_http_request",
+        )
+
+    # -- parser callbacks
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._parsed_head = 0
+        # After a keep-alive response uvicorn's own keep-alive timer ran; the new request's
+        # head gets the full deadline from its first byte.
+        self._arm(self._head_timed_out)
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = 0
+        self._arm(self._body_timed_out)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    # -- limits
+
+    def _count(self, size: int) -> None:
+        # Exact count of the parsed head (data_received's count also holds body bytes that
+        # arrived in the same read).
+        self._parsed_head += size
+        if self._parsed_head > self._max_head:
+            self._refuse_large_head()
+            # Stops httptools; uvicorn then calls send_400_response, which sees the refusal.
+            raise httptools.HttpParserError("request head too large")
+
+    def _refuse_large_head(self) -> None:
+        self._refuse(
+            431,
+            f"The request headers are too large (over {self._max_head} bytes).",
+            "request_headers_too_large",
+        )
+
+    def _head_timed_out(self) -> None:
+        self._deadline = None
+        if not self._in_head:
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined head arriving while a response (a long stream) is still going out:
+            # never cut that response; look again later.
+            self._arm(self._head_timed_out)
+            return
+        self._refuse(
+            408,
+            f"The request head did not arrive within {self._timeout:g} s.",
+            "request_timeout",
+        )
+
+    def _body_timed_out(self) -> None:
+        self._deadline = None
+        if self.cycle is None or self.cycle.response_started or self.cycle.response_complete:
+            self.transport.close()
+            return
+        self._refuse(
+            408,
+            f"The request body did not arrive within {self._timeout:g} s.",
+            "request_timeout",
+        )
+
+    def _refuse(self, status: int, message: str, code: str) -> None:
+        self._refused = True
+        self._disarm()
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            # The app is waiting for a body that will not come: it sees a disconnect, and
+            # anything it sends after our answer is dropped.
+            self.cycle.response_complete = True
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
+        self.transport.write(_error_bytes(status, message, code))
+        self.transport.close()
+
+    def _arm(self, callback: Any) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self._timeout, callback)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+
+class BridgeServerConfig(uvicorn.Config):
+    """uvicorn's config plus the edge limits the protocol reads (pickled into workers)."""
+
+    def __init__(self, app: Any, *, edge_limits: EdgeLimits, **kwargs: Any) -> None:
+        kwargs.setdefault("http", GuardedHttpProtocol)
+        super().__init__(app, **kwargs)
+        self.edge_limits = edge_limits
+
+
+def edge_limits(settings: Settings, fd_limit: int | None = None) -> EdgeLimits:
+    """The limits from settings; the connection cap from the descriptor limit if unset."""
+    fd_limit = fd_limit or resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return EdgeLimits(
+        request_timeout=settings.request_timeout,
+        max_header_bytes=settings.max_header_bytes,
+        max_connections=settings.max_connections or connection_cap(fd_limit),
+    )
+
+
+def server_config(
+    app: Any, settings: Settings, *, limits: EdgeLimits | None = None, **kwargs: Any
+) -> BridgeServerConfig:
+    """The uvicorn config for serving `app` (an ASGI app or an import string)."""
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": "warning",
+        "access_log": False,
+        # On SIGTERM uvicorn stops accepting and lets running requests finish for this long;
+        # then it cancels them and bridge.access ends each stream with an error chunk.
+        "timeout_graceful_shutdown": settings.shutdown_grace,
+    }
+    options.update(kwargs)
+    return BridgeServerConfig(app, edge_limits=limits or edge_limits(settings), **options)
+
+
+def run(config: BridgeServerConfig) -> None:
+    """Run the server like `uvicorn.run` does: one process, workers, or the reloader."""
+    from uvicorn.supervisors import ChangeReload, Multiprocess
+
+    server = uvicorn.Server(config)
+    try:
+        if config.should_reload:
+            ChangeReload(config, target=server.run, sockets=[config.bind_socket()]).run()
+        elif config.workers > 1:
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+        else:
+            server.run()
+    except KeyboardInterrupt:
+        pass
+    if not server.started and not config.should_reload and config.workers == 1:
+        sys.exit(STARTUP_FAILURE)  # a bind or start-up failure must not exit 0
