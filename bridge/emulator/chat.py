@@ -31,10 +31,25 @@ def render_pre_prompt(ctx: RunContext) -> str:
 
 
 def model_input(ctx: RunContext) -> str:
-    """What the fake model echoes: the query, or a completion app's prompt + newline (32a)."""
-    if ctx.app.mode == "completion":
+    """What the fake model echoes: the user message. That is the query; a completion app uses
+    its top-level `query` when sent (the pre-prompt is then the system prompt: `Echo: BBB` for
+    inputs.query=AAA, query=BBB, issue 14 item 4), else its rendered prompt + newline (32a)."""
+    if ctx.app.mode == "completion" and not ctx.query:
         return render_pre_prompt(ctx) + "\n"
     return ctx.query
+
+
+def prompt_texts(ctx: RunContext, user_text: str) -> list[str]:
+    """System prompt, earlier turns of the conversation, the user message (30a, 45c)."""
+    system = render_pre_prompt(ctx)
+    if ctx.app.mode == "completion" and not ctx.query:
+        return [user_text]
+    history = [
+        text
+        for message in (ctx.conversation.messages if ctx.conversation else [])
+        for text in (message.query, message.answer)
+    ]
+    return [system, *history, user_text]
 
 
 async def run_chat_app(ctx: RunContext, emit: Emit) -> None:
@@ -49,7 +64,7 @@ async def run_chat_app(ctx: RunContext, emit: Emit) -> None:
     trace = AgentTrace(ctx, emit, common) if agent else None
 
     text_in = model_input(ctx)
-    prompt_tokens = llm.count_tokens(render_pre_prompt(ctx) + " " + text_in)
+    prompt_tokens = llm.prompt_tokens(prompt_texts(ctx, text_in))
     tool = first_tool(ctx.app.model_config, ctx) if trace and "USETOOL" in text_in else None
     if trace is not None and tool is not None:
         # 31e: the fake model calls the tool, then echoes "tool said: <result>".
@@ -102,11 +117,10 @@ async def run_chat_app(ctx: RunContext, emit: Emit) -> None:
     ctx.answer = "".join(chunks)
     if trace is not None and trace.thoughts and ctx.status != "stopped":
         trace.close(ctx.answer)
-    usage = llm.usage(
-        prompt_tokens,
-        max(0, len([c for c in chunks if c])),
-        time.monotonic() - t0,
-    )
+    if ctx.status == "stopped":
+        usage = llm.stopped_usage(time.monotonic() - t0)  # 35a, 35c
+    else:
+        usage = llm.usage(prompt_tokens, len([c for c in chunks if c]), time.monotonic() - t0)
     ctx.usage = usage
     replace_flagged_output(ctx, emit)  # 44b
     emit(

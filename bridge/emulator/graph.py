@@ -216,7 +216,8 @@ class GraphRun:
         ctx.workflow_run_id = self.run_id
         self.started = time.monotonic()
         self.created_at = now()
-        self.answers: list[str] = []
+        self.answers: list[str] = []  # Answer nodes' rendered texts (outputs.answer)
+        self.streamed: list[str] = []  # what the client was sent (the blocking answer, 47c)
         self.answer_files: list[dict[str, Any]] = []
         self.end_outputs: dict[str, Any] = {}
         self.steps = 0
@@ -303,6 +304,7 @@ class GraphRun:
         if self.first_text_at is None:
             self.first_text_at = time.monotonic()
         if self.chatflow:
+            self.streamed.append(text)
             self.emit_raw(
                 MessageEvent(
                     event="message",
@@ -392,12 +394,15 @@ class GraphRun:
         except NodeFailed as exc:
             status, error = "failed", str(exc)
         ctx.status, ctx.error = status, error
-        ctx.answer = "".join(self.answers)
+        rendered = "".join(self.answers)
+        # 47c: a chatflow's blocking answer is assembled from the stream, so it keeps <think>
+        # tags that `reasoning_format: separated` removed from the node's variables.
+        ctx.answer = "".join(self.streamed) if self.chatflow else rendered
         if self.chatflow:
             # A failed run reports the answer only if an Answer node got to finish: 27a has
             # the partial answer, 34e (LLM failed before any Answer) has `{}`.
             answered = status == "succeeded" or bool(self.answers)
-            ctx.outputs = {"answer": ctx.answer, "files": self.answer_files} if answered else {}
+            ctx.outputs = {"answer": rendered, "files": self.answer_files} if answered else {}
         else:
             ctx.outputs = dict(self.end_outputs)
         ctx.elapsed = round(time.monotonic() - self.started, 6)
@@ -405,7 +410,9 @@ class GraphRun:
         ctx.finished_at = now()
         if self.chatflow and status == "succeeded":
             ttft = (self.first_text_at or time.monotonic()) - self.started
-            usage = self.llm_usage or llm.usage(0, 0, ttft, zero=True)
+            usage = llm.usage(0, 0, ttft, zero=True)
+            if self.llm_usage:  # 33a: the model's usage, timed to the run's first text
+                usage = {**self.llm_usage, "time_to_first_token": round(ttft, 3)}
             ctx.usage = usage
             # 44d: workflow_finished keeps the unmoderated answer (ctx.outputs above).
             replace_flagged_output(ctx, self.emit_raw)
@@ -707,33 +714,34 @@ class GraphRun:
 
     async def _exec_llm(self, node: Node):
         data = node.data
-        prompts = []
-        for message in data.get("prompt_template") or []:
-            if isinstance(message, dict):
-                text = substitute(str(message.get("text") or ""), self.pool)
-                prompts.append({"role": message.get("role", "user"), "text": text, "files": []})
-        if isinstance(data.get("prompt_template"), dict):
-            text = substitute(str(data["prompt_template"].get("text") or ""), self.pool)
-            prompts.append({"role": "user", "text": text, "files": []})
+        prompts = self._llm_prompts(data)
         last_user = next((p["text"] for p in reversed(prompts) if p["role"] == "user"), "")
-        if data.get("memory") and self.chatflow:
-            last_user = last_user or self.ctx.query
         selector = [node.id, "text"]
         t0 = time.monotonic()
+        first_chunk_at: float | None = None
         chunks: list[str] = []
         try:
             async for chunk in llm.stream_answer(last_user, self.ctx.settings.model):
+                if first_chunk_at is None:
+                    first_chunk_at = time.monotonic()
                 chunks.append(chunk)
                 self.coordinator.stream(selector, chunk)
         except llm.ModelError as exc:
             raise NodeFailed(str(exc)) from None
         self.coordinator.stream(selector, "")
-        text = "".join(chunks)
+        done = time.monotonic()
+        text, reasoning = "".join(chunks), ""
+        if data.get("reasoning_format") == "separated":
+            # 47b: only the node's variables are cleaned; the streamed chunks keep the tags
+            text, reasoning = split_think(text)
         model = data.get("model") or {}
+        first = first_chunk_at or done
         usage = llm.usage(
-            llm.count_tokens(" ".join(p["text"] for p in prompts)),
+            llm.prompt_tokens([p["text"] for p in prompts]),
             len(chunks) - 1,
-            round(time.monotonic() - t0, 3),
+            round(done - t0, 3),
+            time_to_first_token=round(first - t0, 3),
+            time_to_generate=round(done - first, 3),
         )
         self.tokens += usage["total_tokens"]
         self.llm_usage = usage
@@ -745,13 +753,56 @@ class GraphRun:
             "model_provider": model.get("provider", ""),
             "model_name": model.get("name", ""),
         }
-        outputs = {"text": text, "reasoning_content": "", "usage": usage, "finish_reason": "stop"}
+        outputs = {
+            "text": text,
+            "reasoning_content": reasoning,
+            "usage": usage,
+            "finish_reason": "stop",
+        }
         metadata = {
             "total_tokens": usage["total_tokens"],
             "total_price": usage["total_price"],
             "currency": "USD",
         }
         return {}, outputs, process, "source", metadata
+
+    def _llm_prompts(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        """The node's prompt messages in Dify's order (33a): the template's messages, then the
+        memory window (earlier turns), then the query as the last user message."""
+        template = data.get("prompt_template")
+        if isinstance(template, dict):  # completion-model template: one text
+            template = [{"role": "user", "text": template.get("text")}]
+        prompts = [
+            _prompt(str(m.get("role", "user")), substitute(str(m.get("text") or ""), self.pool))
+            for m in template or []
+            if isinstance(m, dict)
+        ]
+        memory = data.get("memory") if self.chatflow else None
+        if not memory:
+            return prompts
+        window = memory.get("window") or {}
+        earlier = self.ctx.conversation.messages if self.ctx.conversation else []
+        if window.get("enabled") and window.get("size"):
+            earlier = earlier[-int(window["size"]) :]
+        for message in earlier:
+            prompts += [_prompt("user", message.query), _prompt("assistant", message.answer)]
+        query = substitute(str(memory.get("query_prompt_template") or ""), self.pool)
+        if query or self.ctx.query:
+            prompts.append(_prompt("user", query or self.ctx.query))
+        return prompts
+
+
+def _prompt(role: str, text: str) -> dict[str, Any]:
+    return {"role": role, "text": text, "files": []}
+
+
+_THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
+
+
+def split_think(text: str) -> tuple[str, str]:
+    """`reasoning_format: separated` (47b): text without <think> blocks, and their contents."""
+    reasoning = "\n".join(part.strip() for part in _THINK.findall(text))
+    return _THINK.sub("", text), reasoning
 
 
 # Nodes whose finishing decides what an Answer/End behind them streams: containers hold their

@@ -48,7 +48,20 @@ def count_tokens(text: str) -> int:
     return max(1, len(text.split())) if text else 0
 
 
-def usage(prompt_tokens: int, completion_tokens: int, latency: float, zero: bool = False) -> dict:
+def prompt_tokens(texts: list[str]) -> int:
+    """The fake's prompt count: space-separated pieces of every prompt message, history and
+    system prompt included (30a 11, 45a 10 with a trailing space, 45c 21 on turn 3)."""
+    return sum(len(text.split(" ")) for text in texts if text)
+
+
+def usage(
+    prompt_tokens: int,
+    completion_tokens: int,
+    latency: float,
+    zero: bool = False,
+    time_to_first_token: float | None = None,
+    time_to_generate: float | None = None,
+) -> dict:
     """`metadata.usage` with the fake's prices (30a): decimal strings, 0.001 / 0.002 per token."""
     if zero:  # a chatflow without model usage (01): the latency shows as time to first token
         return blank_usage(0.0, round(latency, 3), 0.0)
@@ -67,9 +80,17 @@ def usage(prompt_tokens: int, completion_tokens: int, latency: float, zero: bool
         "total_price": _price(prompt_price + completion_price),
         "currency": "USD",
         "latency": latency,
-        "time_to_first_token": None,
-        "time_to_generate": None,
+        # chat apps report null (30a); an LLM node in a chatflow reports both (33a)
+        "time_to_first_token": time_to_first_token,
+        "time_to_generate": time_to_generate,
     }
+
+
+def stopped_usage(latency: float) -> dict:
+    """A stopped chat/completion stream reports no tokens, at the model's prices (35a, 35c)."""
+    stopped = usage(0, 0, latency)
+    stopped.update(prompt_price="0E-7", completion_price="0E-7", total_price="0E-7")
+    return stopped
 
 
 def blank_usage(
