@@ -36,7 +36,14 @@ def emulator_url() -> Iterator[str]:
 
 def make_bridge(emulator_url: str, **overrides):
     env = {"DIFY_API_URL": f"{emulator_url}/v1", "BRIDGE_STORE": "memory://"}
-    settings = {"api_keys": [BRIDGE_KEY], "models": MODELS, "aliases": {"gpt-4o": "o1"}}
+    # Both ways in: bridge keys for the managed models, and passthrough switched on explicitly
+    # (with bridge keys it is off by default, issue 10).
+    settings = {
+        "api_keys": [BRIDGE_KEY],
+        "passthrough": True,
+        "models": MODELS,
+        "aliases": {"gpt-4o": "o1"},
+    }
     settings.update(overrides)
     return create_app(load_settings(env=env, **settings))
 

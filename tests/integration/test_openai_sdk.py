@@ -91,11 +91,21 @@ def test_routes_without_the_v1_prefix(bridge_url):
 
 
 def test_passthrough_uses_the_client_key_as_the_dify_key(bridge_url):
-    client = openai.OpenAI(base_url=f"{bridge_url}/v1", api_key="app-cat-llm", max_retries=0)
+    # The client's own app key (LLMChatflow: no managed model uses it; a server-side key would
+    # be refused).
+    client = openai.OpenAI(base_url=f"{bridge_url}/v1", api_key="app-llmchatflow", max_retries=0)
     # Any model id works in passthrough (FastGPT sends whatever the admin typed).
     completion = client.chat.completions.create(model="whatever-the-admin-typed", messages=ask("hi"))
-    assert completion.choices[0].message.content == "喵"
+    assert completion.choices[0].message.content == "Echo: hi"
     assert completion.model == "whatever-the-admin-typed"
+
+
+def test_a_server_side_app_key_is_refused_in_passthrough(bridge_url):
+    client = openai.OpenAI(base_url=f"{bridge_url}/v1", api_key="app-cat-llm", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as err:
+        client.chat.completions.create(model="o1", messages=ask("hi"))
+    assert err.value.response.headers["x-should-retry"] == "false"
+    assert err.value.body["code"] == "invalid_api_key" and err.value.body["param"] is None
 
 
 # ------------------------------------------------------------------ errors

@@ -10,6 +10,9 @@ import openai
 from tests.service.conftest import BRIDGE_KEY, CAT_KEY, make_bridge
 from tests.support.servers import serve_in_thread
 
+# A client's own Dify app key (LLMChatflow), not one the bridge holds: passthrough refuses those.
+CLIENT_APP_KEY = "app-llmchatflow"
+
 
 def access_lines(stderr: str) -> dict[str, dict]:
     lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
@@ -17,7 +20,7 @@ def access_lines(stderr: str) -> dict[str, dict]:
 
 
 def test_access_line_is_json_with_the_request_fields_and_no_key(capsys, emulator_url):
-    with serve_in_thread(make_bridge(f"{emulator_url}/v1")) as url:
+    with serve_in_thread(make_bridge(f"{emulator_url}/v1", passthrough=True)) as url:
         managed = openai.OpenAI(base_url=f"{url}/v1", api_key=BRIDGE_KEY)
         stream = managed.chat.completions.create(
             model="o1",
@@ -26,7 +29,7 @@ def test_access_line_is_json_with_the_request_fields_and_no_key(capsys, emulator
             extra_headers={"X-Request-Id": "req-managed-stream"},
         )
         assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-        passthrough = openai.OpenAI(base_url=f"{url}/v1", api_key=CAT_KEY)
+        passthrough = openai.OpenAI(base_url=f"{url}/v1", api_key=CLIENT_APP_KEY)
         passthrough.chat.completions.create(
             model="whatever-the-client-calls-it",
             messages=[{"role": "user", "content": "hi"}],
@@ -56,7 +59,7 @@ def test_access_line_is_json_with_the_request_fields_and_no_key(capsys, emulator
     # Refused before any Dify call, the line still names the model asked for.
     assert lines["req-401"]["model"] == "o1"
 
-    for secret in (BRIDGE_KEY, CAT_KEY, "sk-wrong-bridge-key-0000", "app-slowchat"):
+    for secret in (BRIDGE_KEY, CAT_KEY, CLIENT_APP_KEY, "sk-wrong-bridge-key-0000", "app-slowchat"):
         assert secret not in stderr
 
 

@@ -8,7 +8,7 @@ import httpx
 import openai
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.service.conftest import BRIDGE_KEY, CAT_KEY, make_bridge
+from tests.service.conftest import BRIDGE_KEY, make_bridge
 from tests.support.servers import serve_in_thread
 
 
@@ -52,9 +52,9 @@ def test_a_streamed_request_is_counted_with_its_ttft_and_duration(emulator_url):
 
 
 def test_model_ids_only_a_passthrough_client_knows_share_one_label(emulator_url):
-    with serve_in_thread(make_bridge(f"{emulator_url}/v1")) as url:
+    with serve_in_thread(make_bridge(f"{emulator_url}/v1", passthrough=True)) as url:
         before = scrape(url)
-        client = openai.OpenAI(base_url=f"{url}/v1", api_key=CAT_KEY)
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="app-llmchatflow")
         for model in ("made-up-1", "made-up-2"):
             client.chat.completions.create(
                 model=model, messages=[{"role": "user", "content": "hi"}]
@@ -68,7 +68,7 @@ def test_model_ids_only_a_passthrough_client_knows_share_one_label(emulator_url)
 
 
 def test_dify_rejecting_a_key_is_counted_as_an_upstream_error(emulator_url):
-    with serve_in_thread(make_bridge(f"{emulator_url}/v1")) as url:
+    with serve_in_thread(make_bridge(f"{emulator_url}/v1", passthrough=True)) as url:
         before = scrape(url)
         response = httpx.post(
             f"{url}/v1/chat/completions",
@@ -86,7 +86,7 @@ def test_dify_rejecting_a_key_is_counted_as_an_upstream_error(emulator_url):
 
 
 def test_a_stream_that_fails_inside_dify_counts_its_error_code(emulator_url):
-    with serve_in_thread(make_bridge(f"{emulator_url}/v1")) as url:
+    with serve_in_thread(make_bridge(f"{emulator_url}/v1", passthrough=True)) as url:
         before = scrape(url)
         with httpx.stream(
             "POST",
