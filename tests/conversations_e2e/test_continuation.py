@@ -223,7 +223,8 @@ def test_a_conversation_key_with_the_full_history_continues_too(client, emulator
 @pytest.mark.parametrize(
     ("task", "headers"),
     [
-        ("### Task:\nGenerate a concise title for the chat.", {}),
+        # A task the bridge does not answer itself (titles, tags… are: tests/dialects).
+        ("### Task:\nWrite an image prompt for the chat.", {}),
         ("Suggest three follow-up questions.", {"X-Bridge-Task": "follow_up_generation"}),
     ],
     ids=["task-prompt", "task-header"],
