@@ -28,7 +28,7 @@ from bridge.dify.client import DifyTarget
 from bridge.errors import bad_request
 from bridge.openai.types import ChatCompletionRequest
 from bridge.settings import ModelConfig, Settings
-from bridge.translate.request import CHAT_MODES
+from bridge.translate.request import CHAT_MODES, require_user_text
 
 log = structlog.get_logger("bridge.conversations")
 
@@ -87,6 +87,8 @@ class ConversationKeeper:
         background: bool,
         system_in_query: bool = True,
     ) -> TurnContext:
+        # Before the Dify run starts: an empty query only makes a chatflow hang (issue 10).
+        require_user_text(request, mode)
         messages = normalise_messages(m.to_dict() for m in request.messages)
         app_id = target.identity
         if mode not in CHAT_MODES or background:

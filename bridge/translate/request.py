@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from bridge.errors import bad_request
-from bridge.openai.types import ChatCompletionRequest, ChatMessage
+from bridge.openai.types import ChatCompletionRequest, ChatMessage, RefusalPart, TextPart
 
 CHAT_MODES = frozenset({"chat", "agent-chat", "advanced-chat", "agent"})
 
@@ -95,6 +95,36 @@ def last_user_message(messages: list[ChatMessage]) -> ChatMessage:
         if message.role == "user":
             return message
     raise bad_request("messages must contain at least one user message", param="messages")
+
+
+def require_user_text(request: ChatCompletionRequest, mode: str) -> None:
+    """Chat apps need text in the user's message: 400 at once when it has none.
+
+    A real Dify 1.13.2 chatflow given an empty `query` sends `event: ping` and then nothing
+    (the client would wait for the first-event timeout), and chat/agent apps refuse it; OpenAI
+    itself 400s a missing content. Workflow and completion apps are left alone: their message
+    goes into an input variable, and Dify runs a flow with "" in a required text input.
+
+    A message with attachments but no text (an image alone) is served: its query is the
+    attachment's marker (`[image:…]`, see conversations.fingerprint) and the file goes along,
+    since Dify's `query` must not be empty and a vision model can answer an image alone.
+    """
+    if mode not in CHAT_MODES:
+        return
+    index, message = next(
+        (i, m) for i, m in reversed(list(enumerate(request.messages))) if m.role == "user"
+    )
+    if message.text().strip():
+        return
+    if isinstance(message.content, list) and any(
+        not isinstance(part, TextPart | RefusalPart) for part in message.content
+    ):
+        return
+    raise bad_request(
+        f"The user message messages[{index}] is empty: a Dify chat app needs text to answer.",
+        param=f"messages[{index}].content",
+        code="empty_message",
+    )
 
 
 def validate_request(request: ChatCompletionRequest) -> None:
