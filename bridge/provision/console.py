@@ -169,7 +169,12 @@ class ConsoleClient:
         response = self._call(
             "POST", "/login", json={"email": email, "password": encoded, "remember_me": True}
         )
-        result = msgspec.json.decode(response.content)
+        try:
+            result = msgspec.json.decode(response.content)
+        except msgspec.DecodeError:
+            raise ConsoleError(
+                "the login answer is not JSON: is --dify-url the Dify base URL?", kind="not_dify"
+            ) from None
         if isinstance(result, dict) and result.get("result") == "fail":
             # An account in no workspace: 200 with {"result":"fail","data":"..."} (README §2).
             raise ConsoleError(f"login refused: {result.get('data')}", kind="login_failed")

@@ -126,7 +126,7 @@ def provision(
             for dsl, name in zip(dsls, names, strict=True):
                 done.append(_provision_one(client, dsl, name, config, save, progress))
         except ConsoleError as exc:
-            raise _explain(exc, client) from exc
+            raise _explain(exc) from exc
         save()
         with contextlib.suppress(ConsoleError):
             client.logout()  # else the session ends with the access token's expiry anyway
@@ -189,7 +189,7 @@ def _setup_problem(exc: ConsoleError) -> str:
     return f"the first-admin setup failed: {exc.message}"
 
 
-def _explain(exc: ConsoleError, client: ConsoleClient) -> ProvisionError:
+def _explain(exc: ConsoleError) -> ProvisionError:
     if exc.kind in ("unreachable", "not_dify"):
         return ProvisionError(exc.message, EXIT_UNREACHABLE)
     return ProvisionError(f"Dify console API: {exc.message}")

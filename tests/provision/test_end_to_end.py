@@ -136,3 +136,28 @@ def test_existing_config_is_kept_and_extended(dify, provision, tmp_path: Path) -
     assert other == {"id": "other", "app_key": "app-other", "reasoning": "think"}
     assert o1["dify_url"] == f"{dify.url}/v1"  # this Dify, for this model only
     assert "api_keys in" in run.stdout and "new," not in run.stdout
+
+
+def test_app_deleted_in_dify_is_imported_anew(dify, provision, tmp_path: Path) -> None:
+    config_path = tmp_path / "bridge.yaml"
+    args = [
+        str(CAT_DSL),
+        "--dify-url",
+        dify.url,
+        "--model",
+        "o1",
+        "--write-config",
+        str(config_path),
+    ]
+    assert provision(*args).exit_code == 0
+    first = yaml.safe_load(config_path.read_text())
+    old_id = first["models"][0]["dify_app_id"]
+    dify.console.delete_app(old_id)
+    again = provision(*args)
+    assert again.exit_code == 0, again.everything
+    second = yaml.safe_load(config_path.read_text())
+    (model,) = second["models"]
+    assert model["dify_app_id"] != old_id and model["dify_app_id"] in dify.console.apps
+    assert model["app_key"] != first["models"][0]["app_key"]
+    assert second["api_keys"] == first["api_keys"]
+    assert f"app {old_id} recorded for model o1 is gone from Dify; imported anew" in again.stdout
