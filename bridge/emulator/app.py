@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from litestar import Litestar
+from litestar.exceptions import MethodNotAllowedException, NotFoundException
 
+from .dify_http import dify_headers, method_not_allowed_handler, not_found_handler
 from .dsl import AppSpec, load_apps
 from .errors import DifyError
 from .llm import FakeModelTiming
@@ -61,7 +63,12 @@ def create_emulator_app(config: EmulatorConfig | None = None) -> Litestar:
         # thread per app (tests build hundreds of apps).
         logging_config=None,
         route_handlers=ROUTES,
-        exception_handlers={DifyError: dify_error_handler},
+        exception_handlers={
+            DifyError: dify_error_handler,
+            NotFoundException: not_found_handler,
+            MethodNotAllowedException: method_not_allowed_handler,
+        },
+        middleware=[dify_headers],
         before_request=record_request,
         openapi_config=None,
     )

@@ -47,6 +47,9 @@ class AppSpec:
     app_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     workflow_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     path: Path | None = None
+    icon: str = "🤖"
+    icon_background: str = "#FFEAD5"
+    use_icon_as_answer_icon: bool = False
 
     @property
     def is_graph(self) -> bool:
@@ -100,6 +103,9 @@ def load_app(path: Path, keys: dict[str, str] | None = None) -> AppSpec:
         key=key,
         features={},
         path=path,
+        icon=str(app.get("icon") or "🤖"),
+        icon_background=str(app.get("icon_background") or "#FFEAD5"),
+        use_icon_as_answer_icon=bool(app.get("use_icon_as_answer_icon")),
     )
     if mode in GRAPH_MODES:
         workflow = doc.get("workflow") or {}

@@ -252,7 +252,20 @@ def new_context(
         conversation=conversation,
     )
     ctx.stop = emulator.store.register_task(task_id)
+    if conversation is not None and not conversation.messages:
+        # stored as Dify stores them: the validated form, unsent optional inputs as null
+        conversation.inputs = dict(request.inputs)
     return ctx
+
+
+def conversation_name(query: str, streaming: bool) -> str:
+    """Blocking first turns: the query's first 20 characters + "…" (measured, issue 14 item 9).
+    Streamed ones get an LLM-written title on Dify; the emulator uses the query on one line,
+    cut like Dify cuts a generated title (75 + "...") — see docs/emulator.md."""
+    one_line = query.replace("\r", " ").replace("\n", " ")
+    if not streaming:
+        return one_line[:20] + "…" if len(one_line) > 20 else one_line
+    return one_line[:75] + "..." if len(one_line) > 75 else one_line
 
 
 def open_conversation(
@@ -263,7 +276,11 @@ def open_conversation(
     if request.conversation_id:
         return emulator.store.find_conversation(app.key, user, request.conversation_id)
     conv = Conversation(
-        id=new_id(), app_key=app.key, user=user, inputs=request.inputs, name=request.query[:60]
+        id=new_id(),
+        app_key=app.key,
+        user=user,
+        inputs=request.inputs,
+        name=conversation_name(request.query, request.streaming),
     )
     emulator.store.conversations[conv.id] = conv
     return conv

@@ -44,6 +44,7 @@ CASES = {
     "15a": "app-cat-llm",
     "15b": "app-wf-upper",
     "16-meta": "app-cat-llm",
+    "16b": "app-cat-llm",
     "17b": "app-cat-llm",
     "17c": "app-wf-upper",
     "18b": "app-cat-llm",
