@@ -5,6 +5,7 @@ and a completion app's top-level `query`."""
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.emulator.sse import events
 from tests.emulator.test_behaviour import _stop_after_first_event
@@ -145,3 +146,42 @@ def test_completion_app_uses_a_top_level_query_as_the_user_message(client: httpx
         headers=_auth(COMPLETION),
     )
     assert without.json()["answer"] == "Echo: Answer this: AAA\n"
+
+
+@pytest.mark.parametrize(("rec_id", "key"), [("27a", "app-failchat"), ("27c", "app-failwf")])
+def test_27_failed_code_node_keeps_inputs_and_counts_one_exception(
+    client: httpx.Client, rec_id: str, key: str
+) -> None:
+    body = replay(client, load(rec_id), key).text
+    failed = [e["data"] for e in events(body) if e["event"] == "node_finished"][-1]
+    recorded = [e["data"] for e in load(rec_id).sse_events if e["event"] == "node_finished"][-1]
+    assert failed["status"] == "failed"
+    assert failed["inputs"] == recorded["inputs"]
+    finished = events(body)[-1]["data"]
+    assert finished["exceptions_count"] == load(rec_id).sse_events[-1]["data"]["exceptions_count"]
+    assert finished["exceptions_count"] == 1
+
+
+def test_34e_llm_failure_in_a_chatflow_counts_one_exception(client: httpx.Client) -> None:
+    body = replay(client, load("34e"), LLMFLOW).text
+    assert events(body)[-1]["data"]["exceptions_count"] == 1
+
+
+def test_failed_chatflow_message_is_stored_without_answer_and_with_run_failed(
+    client: httpx.Client,
+) -> None:
+    """Measured on Dify 1.13.2 (issue 14 item 7): /messages has `answer: ""` and
+    `error: "Run failed: …"` for a chatflow run that failed after streaming part of an answer."""
+    body = replay(client, load("27a"), "app-failchat").text
+    streamed = "".join(e["answer"] for e in events(body) if e["event"] == "message")
+    assert streamed  # part of the answer did go out before the Code node failed
+    conversation_id = events(body)[-1]["conversation_id"]
+    (message,) = client.get(
+        "/v1/messages",
+        params={"conversation_id": conversation_id, "user": load("27a").request_json["user"]},
+        headers=_auth("app-failchat"),
+    ).json()["data"]
+    assert message["answer"] == ""
+    assert message["status"] == "error"
+    assert message["error"].startswith("Run failed: Traceback")
+    assert message["error"].endswith("ValueError: boom: kaboom\n")
