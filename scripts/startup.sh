@@ -23,7 +23,9 @@ Options:
                    config (--config, else ~/.config/dify-bridge/bridge.yaml) and serve it.
                    Repeatable.
   --model NAME     model name for the --dsl given before it (default: the app's name)
-  --tunnel         also start a cloudflared quick tunnel and print what to paste into FastGPT
+  --tunnel         also start a cloudflared quick tunnel and print what to paste into FastGPT.
+                   A public URL is never open: without BRIDGE_API_KEYS, a key is generated
+                   (kept in \$BRIDGE_DATA_DIR/tunnel-api-key, mode 0600) and required
   --with-dify      also start the official Dify docker compose stack (needs a Docker engine)
                    and point the bridge at it; with DIFY_ADMIN_EMAIL / DIFY_ADMIN_PASSWORD set
                    (and no --dsl), provision dify-dsl/Cat_LLM.yml into it as model o1
@@ -45,6 +47,8 @@ Environment (besides the bridge's own, see docker/README.md):
   BRIDGE_CLOUDFLARED_VERSION  release to download when cloudflared is missing (default latest)
   BRIDGE_DIFY_VERSION      Dify release for --with-dify (default 1.13.2)
   BRIDGE_DIFY_PORT         host port of Dify's nginx for --with-dify (default 80)
+  BRIDGE_DATA_DIR          where --tunnel keeps its generated key (default: ./data, next to
+                           the default SQLite store)
   DIFY_ADMIN_EMAIL, DIFY_ADMIN_PASSWORD  Dify admin login for --dsl (a fresh Dify is set up
                            with them); DIFY_INIT_PASSWORD if the Dify server has INIT_PASSWORD
 EOF
@@ -422,6 +426,47 @@ if [ "$DSL_COUNT" -gt 0 ]; then
   PROVISIONED=1
 fi
 
+# A quick tunnel publishes the bridge to the whole internet: models served with the server's
+# own Dify key must then need a bridge key. Without BRIDGE_API_KEYS one is generated once and
+# kept (0600) so FastGPT's saved key keeps working across restarts. Passthrough-only set-ups
+# need nothing: there the client's own Dify app key is the secret.
+GENERATED_KEY=0
+if [ "$TUNNEL" = 1 ]; then
+  NEEDS_KEY=$("$PY" - "$CONFIG" <<'PY' 2>/dev/null || echo unknown
+import sys
+from bridge.settings import load_settings
+s = load_settings(sys.argv[1] or None)
+managed = s.demo_mode or bool(s.dify_api_key) or any(m.app_key for m in s.models)
+print("yes" if managed and not s.api_keys else "no")
+PY
+)
+  if [ "$NEEDS_KEY" = unknown ]; then
+    # The settings could not be read here (the bridge will say why); judge by the env alone.
+    NEEDS_KEY=no
+    if [ -z "${BRIDGE_API_KEYS:-}" ] && { [ -z "${DIFY_API_URL:-}" ] || [ -n "${DIFY_API_KEY:-}" ] || [ -n "$CONFIG" ]; }; then
+      NEEDS_KEY=yes
+    fi
+  fi
+  if [ "$NEEDS_KEY" = yes ]; then
+    DATA_DIR=${BRIDGE_DATA_DIR:-$PWD/data}
+    KEY_FILE="$DATA_DIR/tunnel-api-key"
+    (umask 077 && mkdir -p "$DATA_DIR") || die "cannot create $DATA_DIR for the tunnel's API key (set BRIDGE_DATA_DIR)"
+    TUNNEL_KEY=$(tr -d '[:space:]' <"$KEY_FILE" 2>/dev/null || true)
+    case "$TUNNEL_KEY" in
+      sk-??????????????????????*) ;;  # a key we made before: keep it
+      *)
+        TUNNEL_KEY=$("$PY" -c 'import secrets; print("sk-" + secrets.token_urlsafe(32))') ||
+          die "could not generate an API key for the tunnel"
+        (umask 077 && printf '%s\n' "$TUNNEL_KEY" >"$KEY_FILE") || die "cannot write $KEY_FILE"
+        log "generated an API key for the public tunnel: $KEY_FILE"
+        ;;
+    esac
+    chmod 600 "$KEY_FILE" 2>/dev/null || true
+    export BRIDGE_API_KEYS=$TUNNEL_KEY
+    GENERATED_KEY=1
+  fi
+fi
+
 SERVE_ARGS=(serve --host "$HOST" --port "$PORT")
 [ -n "$CONFIG" ] && SERVE_ARGS+=(--config "$CONFIG")
 log "starting: $BRIDGE_BIN ${SERVE_ARGS[*]} ${EXTRA_ARGS[*]+${EXTRA_ARGS[*]}}"
@@ -460,7 +505,12 @@ model = s.models[0].id if s.models and not s.dify_api_key else s.model_name
 print(key, model, note, sep="\t")
 PY
 )
-if [ -n "$KEY_INFO" ]; then
+if [ "$GENERATED_KEY" = 1 ]; then
+  KEY=$TUNNEL_KEY
+  KEY_NOTE="required: generated for the public tunnel, kept in $KEY_FILE (set BRIDGE_API_KEYS to choose your own)"
+  [ -z "${DIFY_API_URL:-}" ] && KEY_NOTE="demo mode (built-in emulator); $KEY_NOTE"
+  if [ -n "$KEY_INFO" ]; then IFS=$'\t' read -r _ MODEL _ <<<"$KEY_INFO"; fi
+elif [ -n "$KEY_INFO" ]; then
   IFS=$'\t' read -r KEY MODEL KEY_NOTE <<<"$KEY_INFO"
 elif [ -n "${BRIDGE_API_KEYS:-}" ]; then
   KEY=$(printf '%s' "${BRIDGE_API_KEYS%%,*}" | tr -d '[:space:]')

@@ -67,13 +67,26 @@ def run_script(
     )
 
 
+# Runs bash with SIGINT and SIGTERM at their default disposition. A test run started with SIGINT
+# ignored (`nohup`, `scripts/test.sh &` from a non-interactive shell, some CI runners) passes
+# that on to every child, and bash cannot trap a signal that was ignored when it started, so
+# the script's Ctrl-C handling could not be tested. Reset in a tiny exec wrapper rather than
+# a preexec_fn, which is unsafe in a process with threads (the test servers run in threads).
+_WITH_DEFAULT_SIGNALS = (
+    "import os, signal, sys\n"
+    "for sig in (signal.SIGINT, signal.SIGTERM):\n"
+    "    signal.signal(sig, signal.SIG_DFL)\n"
+    "os.execvp(sys.argv[1], sys.argv[1:])\n"
+)
+
+
 class Running:
     """startup.sh running in the background (its own session), output collected by a thread."""
 
     def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
         self.env = env
         self.proc = subprocess.Popen(
-            ["bash", str(SCRIPT), *args],
+            [sys.executable, "-c", _WITH_DEFAULT_SIGNALS, "bash", str(SCRIPT), *args],
             env=env,
             cwd=cwd,
             stdout=subprocess.PIPE,

@@ -16,6 +16,7 @@ import signal
 import socket
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -259,7 +260,10 @@ def test_tunnel_end_to_end_and_clean_shutdown(tmp_path: Path) -> None:
         match = BASE_URL_RE.search(out)
         assert match, out
         assert match.group(1) == "https://some-words-here.trycloudflare.com/v1"
-        assert re.search(r"Key\s*:.*demo mode", out), out
+        # Even the demo is not open on a public URL: a generated key, labelled as demo mode.
+        key_line = re.search(r"Key\s*:\s*(sk-[A-Za-z0-9_-]{40,})\s+<-\s*demo mode.*required", out)
+        assert key_line, out
+        key = key_line.group(1)
         assert re.search(r"Model\s*:\s*o1\b", out), out
         assert "curl -sS https://some-words-here.trycloudflare.com/v1/chat/completions" in out
 
@@ -274,11 +278,12 @@ def test_tunnel_end_to_end_and_clean_shutdown(tmp_path: Path) -> None:
             data=json.dumps(
                 {"model": "o1", "messages": [{"role": "user", "content": "hello"}]}
             ).encode(),
-            headers={"Content-Type": "application/json", "Authorization": "Bearer any-text"},
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
         )
         with urllib.request.urlopen(request, timeout=30) as response:
             body = json.load(response)
         assert body["choices"][0]["message"]["content"] == "喵"
+        assert _status_with_key(port, "any-text") == 401
 
         started = marked_processes(env[MARKER_VAR])
         script_pid = running.proc.pid
@@ -294,6 +299,71 @@ def test_tunnel_end_to_end_and_clean_shutdown(tmp_path: Path) -> None:
         _assert_no_leftovers(env, timeout=1)
     finally:
         running.kill_everything()
+
+
+def _status_with_key(port: int, key: str | None) -> int:
+    headers = {"Content-Type": "application/json"}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/chat/completions",
+        data=json.dumps({"model": "o1", "messages": [{"role": "user", "content": "hi"}]}).encode(),
+        headers=headers,
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        body = json.load(exc)
+        assert set(body["error"]) == {"message", "type", "param", "code"}
+        return exc.code
+
+
+@pytest.mark.slow
+def test_tunnel_with_a_server_side_dify_key_generates_and_requires_a_bridge_key(
+    tmp_path: Path,
+) -> None:
+    """--tunnel with DIFY_API_KEY and no BRIDGE_API_KEYS must not publish the app openly: a
+    strong key is generated, kept 0600 across restarts, required, and printed for FastGPT."""
+    reason = _bridge_ready()
+    if reason:
+        pytest.skip(reason)
+    from bridge.emulator import EmulatorConfig, create_emulator_app
+    from tests.support.recordings import DSL_DIR
+    from tests.support.servers import serve_in_thread
+
+    with serve_in_thread(create_emulator_app(EmulatorConfig(dsl_dir=DSL_DIR))) as dify:
+        env = script_env(
+            tmp_path,
+            PATH=_path_with(FAKE_BIN),
+            BRIDGE_VENV=str(REPO / ".venv"),
+            BRIDGE_SKIP_INSTALL="1",
+            DIFY_API_URL=f"{dify}/v1",
+            DIFY_API_KEY="app-cat-llm",
+        )
+        keys = []
+        for _ in range(2):  # the second start must reuse the first one's key
+            port = free_port()
+            running = Running(["--tunnel", "--port", str(port)], env, cwd=tmp_path)
+            try:
+                running.wait_for("Press Ctrl-C to stop.", timeout=90)
+                out = running.output
+                assert "any text works" not in out
+                match = re.search(r"Key\s*:\s*(sk-[A-Za-z0-9_-]{40,})\s+<-\s*required", out)
+                assert match, out
+                keys.append(match.group(1))
+                assert f"Authorization: Bearer {keys[-1]}" in out  # the curl line uses it
+                for wrong in (None, "any-text", "app-cat-llm"):
+                    assert _status_with_key(port, wrong) == 401
+                assert _status_with_key(port, keys[-1]) == 200
+                running.proc.send_signal(signal.SIGTERM)
+                assert running.wait(timeout=30) == 143, running.output
+            finally:
+                running.kill_everything()
+    assert keys[0] == keys[1]
+    key_file = tmp_path / "data" / "tunnel-api-key"
+    assert key_file.read_text().strip() == keys[0]
+    assert key_file.stat().st_mode & 0o777 == 0o600
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
