@@ -19,6 +19,7 @@ import pytest
 
 from bridge import create_app, load_settings
 from bridge.server import EdgeLimits, connection_cap, edge_limits
+from bridge.settings import ConfigError
 from tests.support.recordings import load
 from tests.support.replay import DifyReplay
 from tests.support.servers import free_port, serve_in_thread
@@ -287,3 +288,16 @@ def test_serve_with_workers_applies_the_edge_limits(served_cli):
     with connect(url) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: b\r\nX-Bad: a\x01b\r\n\r\n")
         assert_openai_error(read_until_closed(sock), 400, "invalid_http_request")
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "field"),
+    [
+        ("BRIDGE_REQUEST_TIMEOUT", "0", "request_timeout"),
+        ("BRIDGE_MAX_HEADER_BYTES", "-1", "max_header_bytes"),
+        ("BRIDGE_MAX_CONNECTIONS", "0", "max_connections"),
+    ],
+)
+def test_bad_edge_settings_stop_start_up_naming_the_field(var, value, field):
+    with pytest.raises(ConfigError, match=field):
+        load_settings(env={var: value})
