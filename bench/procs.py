@@ -73,7 +73,8 @@ def standin() -> Iterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with started(
-        [sys.executable, "bench/standin.py", "--port", str(port)], f"{url}/_standin/stats"
+        [sys.executable, "-m", "tests.support.standin", "--port", str(port)],
+        f"{url}/_standin/stats",
     ):
         yield url
 
@@ -82,7 +83,7 @@ def bridge_env(dify_url: str) -> dict[str, str]:
     return {
         "DIFY_API_URL": f"{dify_url}/v1",
         "BRIDGE_STORE": "memory://",
-        "LOG_LEVEL": "warning",
+        "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "warning"),
         "LOG_FORMAT": "json",
     }
 

@@ -156,7 +156,8 @@ def create_app(
                 settings.store, ttl=settings.store_ttl, max_entries=settings.store_max_entries
             )
             stack.push_async_callback(app.state.response_store.close)
-            service = ChatService(effective, DifyClient(http, control), store)
+            dify = DifyClient(http, control, control_slots=settings.control_connections)
+            service = ChatService(effective, dify, store)
             app.state.chat_service = service
             app.state.readiness = Readiness(
                 app.state.registry, probe_http, settings.ready_cache_ttl

@@ -387,10 +387,13 @@ class DifyRun:
         if client_left and not self.ended and self.task_id is None:
             self._room.set()
             await self.wait_started(self.service.settings.first_event_timeout)
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
-        await self._close_upstream()
+        # A cleanup slot: a thousand clients leaving at once are closed a few at a time, so
+        # requests arriving meanwhile are not queued behind all of that work on the loop.
+        async with self.service.cleanup_slots:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            await self._close_upstream()
 
     async def _close_upstream(self) -> None:
         # The connection goes back (closed) before the stop call: a stop never waits for a
@@ -454,6 +457,7 @@ class ChatService:
         self.modes = AppModeCache(dify, settings.info_cache_ttl)
         self.inputs = InputMapper(settings, dify)
         self._background: set[asyncio.Task[None]] = set()
+        self.cleanup_slots = asyncio.Semaphore(settings.control_connections)
 
     async def moderates_output(self, target: DifyTarget) -> bool | None:
         """Whether the app checks its answers (None: unknown, e.g. an old Dify)."""

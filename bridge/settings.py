@@ -85,6 +85,13 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     upstream_connections: int = 8192
     # A separate pool for control calls (stop, /info, /parameters, /messages): a stop never
     # waits behind the streams it is meant to end.
+    # Connections to Dify for streams: one per stream in flight, so this caps the streams a
+    # process holds (each also holds a client socket: keep it under half the fd limit).
+    upstream_connections: int = 8192
+    # A separate pool for control calls (stop, /info, /parameters, /messages): a stop never
+    # waits behind the streams it is meant to end. Also how many dying streams are closed
+    # (upstream released, stop sent) at a time.
+    control_connections: int = 16
     control_connections: int = 64
     # How long an app's `GET /parameters` (input form, file-upload settings) is reused.
     parameters_cache_ttl: float = 300.0

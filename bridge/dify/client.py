@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator
@@ -135,9 +136,19 @@ class DifyClient:
     never make the stop calls that end them wait for a slot.
     """
 
-    def __init__(self, http: httpx.AsyncClient, control: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        control: httpx.AsyncClient | None = None,
+        *,
+        control_slots: int = 64,
+    ) -> None:
         self._http = http
         self._control = control or http
+        # Control calls wait here, not in httpcore's queue: its pool scans every queued request
+        # against every connection on each change, which a thousand simultaneous stops (every
+        # client of a busy bridge leaving at once) turn into seconds of CPU.
+        self._control_slots = asyncio.Semaphore(control_slots)
 
     @contextlib.asynccontextmanager
     async def stream(
@@ -174,7 +185,26 @@ class DifyClient:
         files: dict[str, Any] | None = None,
         data: dict[str, Any] | None = None,
     ) -> Any:
-        client = self._http if files else self._control  # uploads can be large: not on control
+        if files:  # uploads can be large: not on the control pool
+            return await self._request_json(
+                self._http, method, target, path, params, json, files, data
+            )
+        async with self._control_slots:
+            return await self._request_json(
+                self._control, method, target, path, params, json, files, data
+            )
+
+    async def _request_json(
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        target: DifyTarget,
+        path: str,
+        params: dict[str, Any] | None,
+        json: dict[str, Any] | None,
+        files: dict[str, Any] | None,
+        data: dict[str, Any] | None,
+    ) -> Any:
         with _translate_transport_errors():
             response = await client.request(
                 method,

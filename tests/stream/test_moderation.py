@@ -110,14 +110,16 @@ async def test_hold_is_skipped_when_the_app_has_no_output_moderation(served_repl
     replay_ = DifyReplay(routes={"chat-messages": answer_then_silence, "parameters": parameters(off)}, mode="chat")
     content = ""
     with served_replay(replay_, models=[{"id": "o1", "moderation": "hold", "reasoning": "off"}]) as url:
-        async with httpx.AsyncClient(timeout=30) as client:
-            async with client.stream("POST", f"{url}/chat/completions", json={**HI, "stream": True}, headers=AUTH) as response:
-                async with asyncio.timeout(20):
-                    async for line in response.aiter_lines():
-                        if line.startswith("data: {"):
-                            content += json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
-                        if content == "Echo: hello llm world":
-                            break
+        async with (
+            httpx.AsyncClient(timeout=30) as client,
+            client.stream("POST", f"{url}/chat/completions", json={**HI, "stream": True}, headers=AUTH) as response,
+            asyncio.timeout(20),
+        ):
+            async for line in response.aiter_lines():
+                if line.startswith("data: {"):
+                    content += json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+                if content == "Echo: hello llm world":
+                    break
     assert content == "Echo: hello llm world"
 
 
