@@ -27,6 +27,7 @@ import asyncio
 import json
 import resource
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import httptools
@@ -226,6 +227,15 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._disarm()
         if self.transport.is_closing():
             return
+        if (
+            self.cycle is not None
+            and self.cycle.response_started
+            and not self.cycle.response_complete
+        ):
+            # Never write into a response already under way (a stream): just cut it.
+            self.cycle.disconnected = True
+            self.transport.close()
+            return
         if self.cycle is not None and not self.cycle.response_complete:
             # The app is waiting for a body that will not come: it sees a disconnect, and
             # anything it sends after our answer is dropped.
@@ -235,7 +245,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.transport.write(_error_bytes(status, message, code))
         self.transport.close()
 
-    def _arm(self, callback: Any) -> None:
+    def _arm(self, callback: Callable[[], None]) -> None:
         self._disarm()
         self._deadline = self.loop.call_later(self._timeout, callback)
 

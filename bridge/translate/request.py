@@ -111,9 +111,10 @@ def require_user_text(request: ChatCompletionRequest, mode: str) -> None:
     """
     if mode not in CHAT_MODES:
         return
-    index, message = next(
-        (i, m) for i, m in reversed(list(enumerate(request.messages))) if m.role == "user"
-    )
+    found = [(i, m) for i, m in enumerate(request.messages) if m.role == "user"]
+    if not found:
+        return  # validate_request already refused a request without a user message
+    index, message = found[-1]
     if message.text().strip():
         return
     if isinstance(message.content, list) and any(

@@ -133,6 +133,19 @@ def read_until_closed_or_response(sock: socket.socket) -> bytes:
     return received
 
 
+def test_stalled_head_after_a_kept_alive_request_is_closed(serve):
+    with serve(request_timeout=0.5) as url, connect(url) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: bridge\r\n\r\n")
+        first = b""
+        while b"\r\n\r\n" not in first or not first.endswith(b"}"):
+            chunk = sock.recv(65536)
+            assert chunk, first
+            first += chunk
+        assert first.startswith(b"HTTP/1.1 200 ")
+        sock.sendall(HALF_HEAD)
+        assert_openai_error(read_until_closed(sock), 408, "request_timeout")
+
+
 def test_keep_alive_requests_are_unaffected(serve):
     with serve(request_timeout=2.0) as url, httpx.Client(base_url=url) as client:
         for _ in range(3):
