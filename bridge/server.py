@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import resource
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -93,6 +95,25 @@ def _error_bytes(status: int, message: str, code: str) -> bytes:
     return head.encode("ascii") + body
 
 
+# Refusals at the connection cap are logged at most this often (with a count): a flood of
+# connections must not become a flood of log lines too.
+REFUSAL_LOG_INTERVAL = 10.0
+_refusals = {"since_log": 0, "logged_at": float("-inf")}
+
+
+def _note_refused_connection(logger: logging.Logger, open_connections: int) -> None:
+    _refusals["since_log"] += 1
+    now = time.monotonic()
+    if now - _refusals["logged_at"] >= REFUSAL_LOG_INTERVAL:
+        logger.warning(
+            "Connection limit reached (%d open): refused %d connection(s) since the last report.",
+            open_connections,
+            _refusals["since_log"],
+        )
+        _refusals["since_log"] = 0
+        _refusals["logged_at"] = now
+
+
 class GuardedHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with head/body deadlines, a head size bound and a
     connection cap (module docstring). Limits come from `config.edge_limits`."""
@@ -117,7 +138,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         over_cap = len(self.connections) >= self._max_connections
         super().connection_made(transport)
         if over_cap:
-            self.logger.warning("Connection refused: %d connections open.", len(self.connections))
+            _note_refused_connection(self.logger, len(self.connections) - 1)
             self._refuse(503, "The bridge is at its connection limit; retry later.", "overloaded")
             return
         # A connection that never sends a byte is a stalled head too.
