@@ -2,7 +2,7 @@
 app's `user_input_form` — before Dify sees them.
 
 Why check at all when Dify checks too: a streamed chatflow or workflow with a missing required
-input answers 200, one `ping`, and closes with nothing else (rec. 07b); blocking mode shows the
+input answers 200, one `ping`, then ~300 s of silence (rec. 07b, issue 14); blocking mode shows the
 real reasons (07a, 22d, 22e, 32c). The bridge always streams, so it must say it first.
 """
 

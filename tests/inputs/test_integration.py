@@ -47,7 +47,7 @@ def test_required_input_missing_is_a_400_and_dify_is_never_called(bridge_url, jo
 
 
 def test_streaming_request_with_a_missing_input_fails_before_the_stream(bridge_url, journal):
-    # Dify itself would answer 200, one ping, and close the stream silently (rec. 07b).
+    # Dify itself would answer 200, one ping, then stay silent ~300 s (rec. 07b, issue 14).
     error = refused(bridge_url, ECHO, [user("hi")], stream=True)
     assert error.param == "inputs.system_prompt"
 
