@@ -21,6 +21,7 @@ from bridge.conversations.responses import open_response_store
 from bridge.dify.client import DifyClient
 from bridge.endpoints import not_found
 from bridge.errors import BridgeError
+from bridge.limits import RateLimiting
 from bridge.logging import configure_logging
 from bridge.metrics import DifyErrorCounting, MetricsController, prometheus_config
 from bridge.readiness import Readiness
@@ -97,6 +98,10 @@ def _cors(settings: Settings) -> CORSConfig | None:
     )
 
 
+# Streams per httpx pool (DifyClient spreads streams over several pools).
+STREAMS_PER_POOL = 512
+
+
 def _dify_http(
     settings: Settings, connections: int, transport: httpx.AsyncBaseTransport | None
 ) -> httpx.AsyncClient:
@@ -123,13 +128,20 @@ def create_app(
     settings = settings or load_settings()
     configure_logging(settings.log_level, settings.log_format, secrets=_secrets(settings))
     in_flight = InFlight()
+    rate_limiting = RateLimiting(settings.limits, settings.store)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            http = await stack.enter_async_context(
-                _dify_http(settings, settings.upstream_connections, dify_transport)
-            )
+            shards = -(-settings.upstream_connections // STREAMS_PER_POOL)
+            http = [
+                await stack.enter_async_context(
+                    _dify_http(
+                        settings, -(-settings.upstream_connections // shards), dify_transport
+                    )
+                )
+                for _ in range(shards)
+            ]
             control = await stack.enter_async_context(
                 _dify_http(settings, settings.control_connections, dify_transport)
             )
@@ -197,9 +209,12 @@ def create_app(
             MetricsController,
         ],
         lifespan=[lifespan],
+        on_shutdown=[rate_limiting.close],
         middleware=[
             prometheus_config().middleware,
             DefineMiddleware(RequestContext, in_flight=in_flight),
+            # Inside RequestContext: a refused request is still logged and counted.
+            *rate_limiting.middleware,
         ],
         exception_handlers={
             BridgeError: _bridge_error,

@@ -15,10 +15,13 @@ from typing import Any, Literal
 import msgspec
 import yaml
 
+from bridge.limits import LimitsConfig
+
 AppMode = Literal["auto", "advanced-chat", "chat", "agent-chat", "completion", "workflow"]
 HistoryMode = Literal["conversation", "flatten", "last"]
 ReasoningMode = Literal["off", "reasoning_content", "think"]
 ModerationMode = Literal["replace", "hold"]
+BackgroundTasksMode = Literal["local", "run", "reject"]
 
 
 class ConfigError(Exception):
@@ -38,14 +41,24 @@ class ModelConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     reasoning: ReasoningMode | None = None  # None: per-mode default (issue 4)
     system_input: str | None = None
     owned_by: str = "dify"
-    # Output moderation in streams (docs/streaming.md): `replace` streams the answer as it
-    # comes and sends Dify's replacement after it; `hold` keeps the answer back until the
-    # end when the app has output moderation on, so blocked text never reaches the client.
-    moderation: ModerationMode = "replace"
+    # Output moderation in streams (docs/streaming.md): `hold` (default) keeps the answer back
+    # until the end when the app has output moderation on, so blocked text never reaches the
+    # client; `replace` streams it as it comes and sends Dify's replacement after it (opt-in:
+    # lower latency, but the client has already seen what Dify then blocks).
+    moderation: ModerationMode = "hold"
     # Append Dify's knowledge citations (`retriever_resources`) as a short sources list.
     citations: bool = False
     # Whitespace keepalive for non-streaming requests; None: `Settings.nonstream_keepalive`.
     nonstream_keepalive: bool | None = None
+    # Chat-UI housekeeping requests (titles, tags, follow-ups…; docs/responses.md): `local`
+    # answers them in the bridge without a Dify run, `run` sends them to the app like any
+    # request, `reject` refuses them with a 400.
+    background_tasks: BackgroundTasksMode = "local"
+    # Written by `dify-bridge provision` (docs/provisioning.md): the Dify app this model was
+    # imported as and the sha256 of its DSL file, so a re-run finds the app instead of
+    # importing a duplicate. The bridge itself does not use them.
+    dify_app_id: str | None = None
+    dify_dsl_digest: str | None = None
 
     def __repr__(self) -> str:
         return f"ModelConfig(id={self.id!r}, mode={self.mode!r}, app_key=<redacted>)"
@@ -59,7 +72,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: int = 8000
     api_keys: list[str] = msgspec.field(default_factory=list)
-    passthrough: bool = True
+    # Clients may bring their own Dify app key (`app-…`). None (not set): on while no bridge
+    # keys exist (the zero-config set-up), off once they do — else anyone could still use the
+    # bridge with any app key, and probe which keys are valid. `true` keeps it on explicitly.
+    passthrough: bool | None = None
     model_name: str = "o1"
     # A Dify app key served as `model_name` (managed single-app set-up).
     dify_api_key: str | None = None
@@ -69,6 +85,13 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     connect_timeout: float = 10.0
     read_timeout: float = 300.0
     first_event_timeout: float = 30.0
+    # Connections to Dify for streams: one per stream in flight, so this caps the streams a
+    # process holds (each also holds a client socket: keep it under half the fd limit).
+    upstream_connections: int = 8192
+    # A separate pool for control calls (stop, /info, /parameters, /messages): a stop never
+    # waits behind the streams it is meant to end. Also how many dying streams are closed
+    # (upstream released, stop sent) at a time.
+    control_connections: int = 16
     # Deadline for the first event when continuing a conversation (see serving.DifyRun).
     conversation_check_timeout: float = 10.0
     # A client's own stable chat id (Open WebUI: `X-Conversation-Key: {{CHAT_ID}}`).
@@ -80,25 +103,18 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # until the JSON body is ready (errors then arrive with status 200; docs/streaming.md).
     nonstream_keepalive: bool = False
     info_cache_ttl: float = 300.0
-    # Connections to Dify for streams: one per stream in flight, so this caps the streams a
-    # process holds (each also holds a client socket: keep it under half the fd limit).
-    upstream_connections: int = 8192
-    # A separate pool for control calls (stop, /info, /parameters, /messages): a stop never
-    # waits behind the streams it is meant to end.
-    # Connections to Dify for streams: one per stream in flight, so this caps the streams a
-    # process holds (each also holds a client socket: keep it under half the fd limit).
-    upstream_connections: int = 8192
-    # A separate pool for control calls (stop, /info, /parameters, /messages): a stop never
-    # waits behind the streams it is meant to end. Also how many dying streams are closed
-    # (upstream released, stop sent) at a time.
-    control_connections: int = 16
-    control_connections: int = 64
     # How long an app's `GET /parameters` (input form, file-upload settings) is reused.
     parameters_cache_ttl: float = 300.0
     store: str = "sqlite:///data/conversations.db"
     store_ttl: float = 7 * 24 * 3600.0
     store_max_entries: int = 100_000
     max_body_bytes: int = 20 * 1024 * 1024
+    # Edge limits of the server (bridge/server.py): seconds a client may take to send the
+    # request head, and again the body, before the connection is closed (slow-loris); the
+    # request head's size; open client connections (None: half the descriptor limit).
+    request_timeout: float = 30.0
+    max_header_bytes: int = 64 * 1024
+    max_connections: int | None = None
     emulator_dsl_dir: str | None = None
     log_level: str = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -108,6 +124,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     shutdown_grace: float = 30.0
     # How long a `/readyz` result (Dify reachable, keys accepted) is reused.
     ready_cache_ttl: float = 10.0
+    # Per-key concurrent streams and requests per minute (bridge.limits, docs/operations.md).
+    limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+
+    def __post_init__(self) -> None:
+        if self.passthrough is None:
+            self.passthrough = not self.api_keys
 
     def __repr__(self) -> str:
         return (
@@ -136,6 +158,8 @@ ENV_FIELDS: dict[str, str] = {
     "BRIDGE_CONNECT_TIMEOUT": "connect_timeout",
     "BRIDGE_READ_TIMEOUT": "read_timeout",
     "BRIDGE_FIRST_EVENT_TIMEOUT": "first_event_timeout",
+    "BRIDGE_UPSTREAM_CONNECTIONS": "upstream_connections",
+    "BRIDGE_CONTROL_CONNECTIONS": "control_connections",
     "BRIDGE_CONVERSATION_CHECK_TIMEOUT": "conversation_check_timeout",
     "BRIDGE_CONVERSATION_KEY_HEADER": "conversation_key_header",
     "BRIDGE_TASK_HEADER": "task_header",
@@ -146,9 +170,10 @@ ENV_FIELDS: dict[str, str] = {
     "BRIDGE_STORE_TTL": "store_ttl",
     "BRIDGE_STORE_MAX_ENTRIES": "store_max_entries",
     "BRIDGE_MAX_BODY_BYTES": "max_body_bytes",
+    "BRIDGE_REQUEST_TIMEOUT": "request_timeout",
+    "BRIDGE_MAX_HEADER_BYTES": "max_header_bytes",
+    "BRIDGE_MAX_CONNECTIONS": "max_connections",
     "BRIDGE_EMULATOR_DSL_DIR": "emulator_dsl_dir",
-    "BRIDGE_UPSTREAM_CONNECTIONS": "upstream_connections",
-    "BRIDGE_CONTROL_CONNECTIONS": "control_connections",
     "BRIDGE_CORS_ORIGINS": "cors_origins",
     "BRIDGE_SHUTDOWN_GRACE": "shutdown_grace",
     "BRIDGE_READY_CACHE_TTL": "ready_cache_ttl",
@@ -254,9 +279,16 @@ def _check(settings: Settings) -> None:
         "first_event_timeout",
         "conversation_check_timeout",
         "keepalive_interval",
+        "request_timeout",
+        "max_header_bytes",
     ):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name}: must be positive")
+    for name in ("upstream_connections", "control_connections"):
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"{name}: must be at least 1")
+    if settings.max_connections is not None and settings.max_connections < 1:
+        raise ConfigError("max_connections: must be at least 1")
     for name in ("shutdown_grace", "ready_cache_ttl"):
         if getattr(settings, name) < 0:
             raise ConfigError(f"{name}: must not be negative")
@@ -268,9 +300,6 @@ def _check(settings: Settings) -> None:
     for index, model in enumerate(settings.models):
         if not model.id.strip():
             raise ConfigError(f"models[{index}].id: must not be empty")
-    for name in ("upstream_connections", "control_connections"):
-        if getattr(settings, name) < 1:
-            raise ConfigError(f"{name}: must be at least 1")
         if model.id in seen:
             raise ConfigError(f"models[{index}].id: duplicate model id {model.id!r}")
         seen.add(model.id)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator
+import itertools
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
@@ -138,13 +139,18 @@ class DifyClient:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: httpx.AsyncClient | Sequence[httpx.AsyncClient],
         control: httpx.AsyncClient | None = None,
         *,
         control_slots: int = 64,
     ) -> None:
-        self._http = http
-        self._control = control or http
+        # Streams are spread over several clients (pools): httpcore scans a pool's every
+        # connection when a request comes or a connection goes, so one pool of thousands of
+        # held streams makes each new stream cost milliseconds.
+        self._shards = [http] if isinstance(http, httpx.AsyncClient) else list(http)
+        self._next_shard = itertools.cycle(self._shards)
+        self._http = self._shards[0]
+        self._control = control or self._http
         # Control calls wait here, not in httpcore's queue: its pool scans every queued request
         # against every connection on each change, which a thousand simultaneous stops (every
         # client of a busy bridge leaving at once) turn into seconds of CPU.
@@ -159,11 +165,10 @@ class DifyClient:
         A non-2xx answer raises `DifyAPIError` before anything is yielded, so the caller can
         still answer its own client with the right HTTP status.
         """
-        request = self._http.build_request(
-            "POST", target.url(path), json=payload, headers=target.headers
-        )
+        http = next(self._next_shard)
+        request = http.build_request("POST", target.url(path), json=payload, headers=target.headers)
         with _translate_transport_errors():
-            response = await self._http.send(request, stream=True)
+            response = await http.send(request, stream=True)
         try:
             if response.status_code >= 300:
                 with _translate_transport_errors():

@@ -13,7 +13,9 @@ from litestar.params import FromPath
 from litestar.response import Stream
 
 from . import errors
+from .console import CONSOLE_ROUTER
 from .dsl import CHAT_MODES, AppSpec
+from .file_routes import tool_file
 from .service import (
     Emulator,
     GenerationRequest,
@@ -26,8 +28,9 @@ from .service import (
     run_pipeline,
     validate_inputs,
 )
+from .site import site_of, tool_icons
 from .store import UploadedFile, new_id, now
-from .streaming import collect, ping_then_close, ping_then_hang, relay
+from .streaming import collect, ping_then_hang, relay
 from .wire import blocking_json, flask_json
 
 
@@ -87,10 +90,13 @@ async def _generate(request: Request, app: AppSpec, route: str, model: str, need
         gen.inputs = validate_inputs(app, gen.inputs)
     except errors.DifyError:
         if graph_stream:
-            return _sse(ping_then_close())  # 07b
+            # 07b: the run fails inside Dify's worker before its first event; the client sees
+            # one ping, then nothing until the relay's idle timeout (~300 s, issue 14 item 2).
+            return _sse(ping_then_hang(emulator.start_failure_hold))
         raise
     files = resolve_files(app, emulator.store, gen.files, _base_url(request))
     ctx = new_context(emulator, app, user, gen, conversation, files)
+    ctx.base_url = _base_url(request)
 
     async def pipeline(emit) -> None:
         await run_pipeline(ctx, emit)
@@ -259,8 +265,12 @@ async def info(request: Request) -> Response:
 
 @get("/v1/meta")
 async def meta(request: Request) -> Response:
-    _app(request)
-    return json_response({"tool_icons": {}})
+    return json_response({"tool_icons": tool_icons(_app(request), _base_url(request))})
+
+
+@get("/v1/site")
+async def site(request: Request) -> Response:
+    return json_response(site_of(_app(request)))  # 16b
 
 
 # --- conversations and messages ---------------------------------------------------------------
@@ -337,9 +347,7 @@ async def upload_file(request: Request) -> Response:
         size=len(content),
         extension=extension,
         mime_type=mime,
-        user=emulator.end_user_id(
-            _app(request), user
-        ),
+        user=emulator.end_user_id(_app(request), user),
         created_at=now(),
         content=content,
     )
@@ -405,10 +413,13 @@ ROUTES = [
     parameters,
     info,
     meta,
+    site,
     conversations,
     messages,
     upload_file,
     get_journal,
     clear_journal,
     get_file,
+    tool_file,
+    CONSOLE_ROUTER,  # /console/api: console.py
 ]
