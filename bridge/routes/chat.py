@@ -7,16 +7,15 @@ import structlog
 from litestar import Request, Response, post
 
 from bridge.delivery import complete, event_stream, padded_completion
-from bridge.errors import bad_request
 from bridge.housekeeping import housekeeping_reply
 from bridge.openai.types import ChatCompletionRequest
+from bridge.routes.body import CONVERSATION_HEADER, conversation_headers, decode_body
 from bridge.routing import ModelRegistry, credential_from_header
-from bridge.serving import ChatService, DifyRun
+from bridge.serving import ChatService
 from bridge.settings import Settings
 from bridge.translate.openai_out import ChunkEncoder, CompletionAggregator
 
 _decoder = msgspec.json.Decoder(ChatCompletionRequest)
-CONVERSATION_HEADER = "X-Dify-Conversation-Id"
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # For a new conversation the id arrives with Dify's first event; wait this long for it so the
 # response header can carry it, without holding back the stream's first byte for long.
@@ -25,33 +24,7 @@ CLIENT_CLOSED = 499  # nginx's code for "client closed request"; nobody reads it
 
 
 def decode_chat_request(body: bytes) -> ChatCompletionRequest:
-    if not body.strip():
-        raise bad_request("The request body is empty; expected a JSON chat completion request.")
-    try:
-        return _decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        # msgspec says "<problem> - at `$.path`"; with no path the body itself is wrong
-        # (`[1,2,3]`, `"hi"`): then there is no field to name, and `param` stays null.
-        text = str(exc)
-        message, sep, where = text.rpartition(" - at ")
-        if not sep:
-            message, where = text, ""
-        path = where.strip("`").removeprefix("$").removeprefix(".")
-        missing = message.removeprefix("Object missing required field `")
-        if missing != message and missing.endswith("`"):
-            # Name the missing field itself, not the object that lacks it.
-            path = f"{path}.{missing[:-1]}" if path else missing[:-1]
-        if not path:
-            raise bad_request(
-                "Invalid request: the body must be a JSON object (a chat completion request); "
-                f"{message[:1].lower()}{message[1:]}."
-            ) from None
-        raise bad_request(f"Invalid request: {message}", param=path) from None
-    except msgspec.DecodeError:
-        raise bad_request(
-            "We could not parse the JSON body of your request. "
-            "(HINT: This likely means you aren't using your HTTP library correctly.)"
-        ) from None
+    return decode_body(body, _decoder, "a chat completion request")
 
 
 @post(["/v1/chat/completions", "/chat/completions"], status_code=200)
@@ -89,22 +62,17 @@ async def chat_completions(request: Request) -> Response:
             include_usage=bool(chat.stream_options and chat.stream_options.include_usage),
             reasoning_format=reasoning_format,  # type: ignore[arg-type]
         )
-        return event_stream(run, encoder, service, _headers(run, STREAM_HEADERS))
+        return event_stream(run, encoder, service, conversation_headers(run, STREAM_HEADERS))
     aggregator = CompletionAggregator(chat.model, reasoning_format=reasoning_format)  # type: ignore[arg-type]
     if _nonstream_keepalive(service.settings, route.config.nonstream_keepalive):
         await run.wait_started(HEADER_WAIT_SECONDS)
-        return padded_completion(run, aggregator, service, _headers(run, STREAM_HEADERS))
+        return padded_completion(
+            run, aggregator, service, conversation_headers(run, STREAM_HEADERS)
+        )
     completion = await complete(request, run, aggregator, service)
     if completion is None:
         return Response(b"", status_code=CLIENT_CLOSED)
-    return Response(completion, headers=_headers(run, {}))
-
-
-def _headers(run: DifyRun, base: dict[str, str]) -> dict[str, str]:
-    headers = dict(base)
-    if run.conversation_id:
-        headers[CONVERSATION_HEADER] = run.conversation_id
-    return headers
+    return Response(completion, headers=conversation_headers(run, {}))
 
 
 def _nonstream_keepalive(settings: Settings, per_model: bool | None) -> bool:

@@ -11,16 +11,15 @@ from litestar import Request, Response, post
 from litestar.response import Stream
 
 from bridge.delivery import complete, event_stream
-from bridge.errors import bad_request
 from bridge.openai.responses import CompletionRequest
+from bridge.routes.body import conversation_headers, decode_body
 from bridge.routes.chat import (
     CLIENT_CLOSED,
-    CONVERSATION_HEADER,
     HEADER_WAIT_SECONDS,
     STREAM_HEADERS,
 )
 from bridge.routing import ModelRegistry, credential_from_header
-from bridge.serving import ChatService, DifyRun
+from bridge.serving import ChatService
 from bridge.translate.completions import (
     TextCompletionAggregator,
     TextCompletionEncoder,
@@ -31,16 +30,7 @@ _decoder = msgspec.json.Decoder(CompletionRequest)
 
 
 def decode_completion_request(body: bytes) -> CompletionRequest:
-    if not body.strip():
-        raise bad_request("The request body is empty; expected a JSON completion request.")
-    try:
-        return _decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        message, _, where = str(exc).rpartition(" - at ")
-        param = where.strip("`").removeprefix("$.") if where else None
-        raise bad_request(f"Invalid request: {message or exc}", param=param or None) from None
-    except msgspec.DecodeError:
-        raise bad_request("We could not parse the JSON body of your request.") from None
+    return decode_body(body, _decoder, "a completion request")
 
 
 @post(["/v1/completions", "/completions"], status_code=200)
@@ -63,16 +53,9 @@ async def create_completion(request: Request) -> Response | Stream:
         encoder = TextCompletionEncoder(
             body.model, include_usage=bool(options.get("include_usage")), think=think
         )
-        return event_stream(run, encoder, service, _headers(run, STREAM_HEADERS))
+        return event_stream(run, encoder, service, conversation_headers(run, STREAM_HEADERS))
     aggregator = TextCompletionAggregator(body.model, think=think)
     result = await complete(request, run, aggregator, service)  # type: ignore[arg-type]
     if result is None:
         return Response(b"", status_code=CLIENT_CLOSED)
-    return Response(result, headers=_headers(run, {}))
-
-
-def _headers(run: DifyRun, base: dict[str, str]) -> dict[str, str]:
-    headers = dict(base)
-    if run.conversation_id:
-        headers[CONVERSATION_HEADER] = run.conversation_id
-    return headers
+    return Response(result, headers=conversation_headers(run, {}))

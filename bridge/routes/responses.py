@@ -17,7 +17,7 @@ from litestar.response import Stream
 from bridge.conversations import StoreUnavailable
 from bridge.conversations.responses import ResponseStore, StoredResponse
 from bridge.delivery import complete, event_stream, padded_completion
-from bridge.errors import BridgeError, bad_request
+from bridge.errors import BridgeError
 from bridge.openai.responses import DeletedResponse, ResponseCreateRequest, ResponseObject
 from bridge.response_keeper import (
     ResponseRecorder,
@@ -25,14 +25,14 @@ from bridge.response_keeper import (
     owner_of,
     response_not_found,
 )
+from bridge.routes.body import conversation_headers, decode_body
 from bridge.routes.chat import (
     CLIENT_CLOSED,
-    CONVERSATION_HEADER,
     HEADER_WAIT_SECONDS,
     STREAM_HEADERS,
 )
 from bridge.routing import ModelRegistry, credential_from_header
-from bridge.serving import ChatService, DifyRun, PreparedTurn
+from bridge.serving import ChatService, PreparedTurn
 from bridge.translate.request import dify_user
 from bridge.translate.responses import (
     ResponseAggregator,
@@ -45,16 +45,7 @@ _decoder = msgspec.json.Decoder(ResponseCreateRequest)
 
 
 def decode_response_request(body: bytes) -> ResponseCreateRequest:
-    if not body.strip():
-        raise bad_request("The request body is empty; expected a JSON Responses request.")
-    try:
-        return _decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        message, _, where = str(exc).rpartition(" - at ")
-        param = where.strip("`").removeprefix("$.") if where else None
-        raise bad_request(f"Invalid request: {message or exc}", param=param or None) from None
-    except msgspec.DecodeError:
-        raise bad_request("We could not parse the JSON body of your request.") from None
+    return decode_body(body, _decoder, "a Responses request")
 
 
 @post(["/v1/responses", "/responses"], status_code=200)
@@ -89,7 +80,7 @@ async def create_response(request: Request) -> Response | Stream:
             run,
             ResponseEncoder(builder),
             service,
-            _headers(run, STREAM_HEADERS),
+            conversation_headers(run, STREAM_HEADERS),
             before_send=lambda: recorder.record(run),
         )
     aggregator = ResponseAggregator(builder)
@@ -100,14 +91,14 @@ async def create_response(request: Request) -> Response | Stream:
             run,
             aggregator,
             service,
-            _headers(run, STREAM_HEADERS),
+            conversation_headers(run, STREAM_HEADERS),
             before_send=lambda: recorder.record(run),
         )
     result = await complete(request, run, aggregator, service)  # type: ignore[arg-type]
     if result is None:
         return Response(b"", status_code=CLIENT_CLOSED)
     await recorder.record(run)
-    return Response(result, headers=_headers(run, {}))
+    return Response(result, headers=conversation_headers(run, {}))
 
 
 async def _prepare(
@@ -127,13 +118,6 @@ async def _prepare(
         "dify_conversation_lost", conversation_id=pinned
     )
     return await service.prepare(chat, route, credential)  # type: ignore[arg-type]
-
-
-def _headers(run: DifyRun, base: dict[str, str]) -> dict[str, str]:
-    headers = dict(base)
-    if run.conversation_id:
-        headers[CONVERSATION_HEADER] = run.conversation_id
-    return headers
 
 
 async def _owned(request: Request, response_id: str) -> StoredResponse:
