@@ -4,9 +4,11 @@ from bridge import create_app, load_settings
 app = create_app(load_settings())
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import version as _version
 
-from bridge.app import create_app
+__version__ = _version("dify-openai-bridge")
+
+from bridge.launch.app import create_app
 from bridge.settings import ConfigError, ModelConfig, Settings, load_settings
 
 __all__ = ["ConfigError", "ModelConfig", "Settings", "__version__", "create_app", "load_settings"]

@@ -41,7 +41,7 @@ def serve(
     host: str | None, port: int | None, config: str | None, workers: int, reload: bool
 ) -> None:
     """Run the bridge."""
-    from bridge.server import raise_fd_limit, run, server_config
+    from bridge.http.server import raise_fd_limit, run, server_config
 
     raise_fd_limit()  # before the limits are derived from it
     settings = _load(config, host=host, port=port)
@@ -54,7 +54,7 @@ def serve(
         import os
 
         os.environ["BRIDGE_HOST"] = host
-    # bridge.server: uvicorn with request deadlines, a head size bound and a connection cap.
+    # bridge.http.server: uvicorn with request deadlines, a head size bound and a connection cap.
     run(
         server_config(
             "bridge.cli:app_factory",
@@ -67,7 +67,7 @@ def serve(
 
 
 def app_factory():
-    from bridge.app import create_app
+    from bridge.launch.app import create_app
 
     return create_app(_load(None))
 
@@ -85,8 +85,8 @@ def emulator(host: str, port: int, dsl_dir: str | None) -> None:
     """Run the Dify Service API emulator on its own (API under /v1)."""
     import uvicorn
 
-    from bridge.demo import REPO_DSL_DIR
     from bridge.emulator import EmulatorConfig, create_emulator_app, emulator_apps
+    from bridge.launch.demo import REPO_DSL_DIR
 
     app = create_emulator_app(EmulatorConfig(dsl_dir=Path(dsl_dir) if dsl_dir else REPO_DSL_DIR))
     for name, key in sorted(emulator_apps(app).items()):
@@ -103,7 +103,7 @@ def check(config: str | None) -> None:
     """Check every managed model against Dify: key, app, mode, inputs. Exit 1 on a failure."""
     import asyncio
 
-    from bridge.config_check import check_config, render_table
+    from bridge.launch.check import check_config, render_table
     from bridge.logging import configure_logging
 
     settings = _load(config)

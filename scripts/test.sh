@@ -42,4 +42,6 @@ if command -v npm >/dev/null 2>&1 && { [ ! -d tests/node/node_modules/openai ] \
 fi
 
 "$VENV/bin/ruff" check .
+# The layers of docs/architecture.md (contracts in pyproject.toml).
+"$VENV/bin/lint-imports"
 "$VENV/bin/python" -m pytest "$@"

@@ -22,14 +22,14 @@ def free_port() -> int:
 def serve_in_thread(app: Any, port: int | None = None, *, limits: Any = None) -> Iterator[str]:
     """Serve `app` with uvicorn in a background thread; yield its base URL (no trailing slash).
 
-    `limits` (a `bridge.server.EdgeLimits`): serve it the way `dify-bridge serve` does, with
+    `limits` (a `bridge.http.server.EdgeLimits`): serve it the way `dify-bridge serve` does, with
     the bridge's guarded HTTP protocol and those limits."""
     port = port or free_port()
     options: dict[str, Any] = dict(
         host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
     )
     if limits is not None:
-        from bridge.server import BridgeServerConfig
+        from bridge.http.server import BridgeServerConfig
 
         config: uvicorn.Config = BridgeServerConfig(app, edge_limits=limits, **options)
     else:

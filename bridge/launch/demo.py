@@ -12,12 +12,13 @@ import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import structlog
 import uvicorn
 
 from bridge.settings import ModelConfig, Settings
 
-log = structlog.get_logger("bridge.demo")
+log = structlog.get_logger("bridge.launch.demo")
 
 REPO_DSL_DIR = Path(__file__).resolve().parent.parent / "dify-dsl"
 DEMO_APP = "Cat_LLM"
@@ -43,6 +44,14 @@ def demo_models(settings: Settings, apps: dict[str, str]) -> list[ModelConfig]:
             models.append(ModelConfig(id=model_id, app_key=key, owned_by="dify-emulator"))
             taken.add(model_id)
     return models
+
+
+@contextlib.asynccontextmanager
+async def demo_upstream(settings: Settings) -> AsyncIterator[tuple[str, Settings]]:
+    """Demo mode's Dify for the HTTP app: the emulator's URL and the settings with its apps
+    added as models."""
+    async with running_emulator(settings) as (base_url, apps):
+        yield base_url, msgspec.structs.replace(settings, models=demo_models(settings, apps))
 
 
 @contextlib.asynccontextmanager

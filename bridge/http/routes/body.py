@@ -7,8 +7,8 @@ from typing import TypeVar
 
 import msgspec
 
+from bridge.engine import DifyRun
 from bridge.errors import bad_request
-from bridge.serving import DifyRun
 
 T = TypeVar("T")
 CONVERSATION_HEADER = "X-Dify-Conversation-Id"

@@ -22,7 +22,7 @@ from bridge.dify.client import (
     DifyTimeout,
     DifyUnreachable,
 )
-from bridge.readiness import probe_dify
+from bridge.http.readiness import probe_dify
 from bridge.routing import ModelRegistry
 from bridge.settings import Settings
 
@@ -107,7 +107,7 @@ async def _dify_base(settings: Settings) -> AsyncIterator[tuple[str, Settings]]:
         assert settings.dify_api_url is not None
         yield settings.dify_api_url, settings
         return
-    from bridge.demo import demo_models, running_emulator
+    from bridge.launch.demo import demo_models, running_emulator
 
     async with running_emulator(settings) as (base_url, apps):
         yield base_url, msgspec.structs.replace(settings, models=demo_models(settings, apps))

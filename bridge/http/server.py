@@ -305,7 +305,7 @@ def server_config(
         "log_level": "warning",
         "access_log": False,
         # On SIGTERM uvicorn stops accepting and lets running requests finish for this long;
-        # then it cancels them and bridge.access ends each stream with an error chunk.
+        # then it cancels them and bridge.http.access ends each stream with an error chunk.
         "timeout_graceful_shutdown": settings.shutdown_grace,
     }
     options.update(kwargs)

@@ -4,34 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
-import msgspec
 import structlog
 from litestar import Litestar, Request, Response
 from litestar.config.cors import CORSConfig
 from litestar.exceptions import HTTPException
 from litestar.middleware.base import DefineMiddleware
 
-from bridge.access import InFlight, RequestContext
 from bridge.conversations import open_store
 from bridge.conversations.responses import open_response_store
 from bridge.dify.client import DifyClient
-from bridge.endpoints import not_found
+from bridge.engine import ChatService
 from bridge.errors import BridgeError
-from bridge.limits import RateLimiting
+from bridge.http.access import InFlight, RequestContext
+from bridge.http.endpoints import not_found
+from bridge.http.limits import RateLimiting
+from bridge.http.metrics import DifyErrorCounting, MetricsController, prometheus_config
+from bridge.http.readiness import Readiness
+from bridge.http.routes.chat import CONVERSATION_HEADER, chat_completions
+from bridge.http.routes.completions import create_completion
+from bridge.http.routes.health import healthz, index, readyz
+from bridge.http.routes.models import list_models, retrieve_model
+from bridge.http.routes.responses import create_response, delete_response, retrieve_response
 from bridge.logging import configure_logging
-from bridge.metrics import DifyErrorCounting, MetricsController, prometheus_config
-from bridge.readiness import Readiness
-from bridge.routes.chat import CONVERSATION_HEADER, chat_completions
-from bridge.routes.completions import create_completion
-from bridge.routes.health import healthz, index, readyz
-from bridge.routes.models import list_models, retrieve_model
-from bridge.routes.responses import create_response, delete_response, retrieve_response
 from bridge.routing import ModelRegistry
-from bridge.serving import ChatService
 from bridge.settings import Settings, load_settings
 
 log = structlog.get_logger("bridge")
@@ -118,13 +117,20 @@ def _dify_http(
     )
 
 
+# Demo mode's Dify: given the settings, an async context that yields the Dify `/v1` URL and
+# the settings with the demo models added.
+DemoUpstream = Callable[[Settings], contextlib.AbstractAsyncContextManager[tuple[str, Settings]]]
+
+
 def create_app(
     settings: Settings | None = None,
     *,
     dify_transport: httpx.AsyncBaseTransport | None = None,
+    demo_upstream: DemoUpstream | None = None,
 ) -> Litestar:
     """Build the bridge. `dify_transport` replaces the network towards Dify (tests replay
-    recorded Dify responses through it)."""
+    recorded Dify responses through it). `demo_upstream` starts the Dify that demo mode
+    serves (bridge.launch.demo): the HTTP layer itself never starts an emulator."""
     settings = settings or load_settings()
     configure_logging(settings.log_level, settings.log_format, secrets=_secrets(settings))
     in_flight = InFlight()
@@ -153,10 +159,12 @@ def create_app(
             effective = settings
             base_url = settings.dify_api_url
             if settings.demo_mode:
-                from bridge.demo import demo_models, running_emulator
-
-                base_url, apps = await stack.enter_async_context(running_emulator(settings))
-                effective = msgspec.structs.replace(settings, models=demo_models(settings, apps))
+                if demo_upstream is None:
+                    raise RuntimeError(
+                        "demo mode (no DIFY_API_URL) needs the launcher's app factory: "
+                        "bridge.create_app or `dify-bridge serve`"
+                    )
+                base_url, effective = await stack.enter_async_context(demo_upstream(settings))
             assert base_url is not None
             app.state.registry = ModelRegistry(effective, base_url)
             store = await open_store(

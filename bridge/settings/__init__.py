@@ -15,7 +15,7 @@ from typing import Any, Literal
 import msgspec
 import yaml
 
-from bridge.limits import LimitsConfig
+from bridge.settings.limits import LimitsConfig
 
 AppMode = Literal["auto", "advanced-chat", "chat", "agent-chat", "completion", "workflow"]
 HistoryMode = Literal["conversation", "flatten", "last"]
@@ -124,7 +124,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     shutdown_grace: float = 30.0
     # How long a `/readyz` result (Dify reachable, keys accepted) is reused.
     ready_cache_ttl: float = 10.0
-    # Per-key concurrent streams and requests per minute (bridge.limits, docs/operations.md).
+    # Per-key concurrent streams and requests per minute (bridge.http.limits, docs/operations.md).
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
 
     def __post_init__(self) -> None:

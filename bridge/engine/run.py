@@ -1,106 +1,33 @@
-"""Serving logic: one OpenAI chat request → one (or, on recovery, two) Dify streaming runs.
-
-Routes stay thin: they decode, call `ChatService`, and frame what it yields. The service owns
-mode discovery, the first-event deadline, keepalive ticks, and stopping Dify when the
-client goes away.
+"""One Dify run, read by its own task (the upstream side of the stream engine).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 import msgspec
 import structlog
 
-from bridge.conversation_keeper import ConversationKeeper, TurnContext, pinned_conversation
-from bridge.conversations import ConversationStore
 from bridge.dify import events as ev
 from bridge.dify.client import (
-    DifyAPIError,
     DifyBadStream,
-    DifyClient,
     DifyStream,
-    DifyTarget,
     DifyTimeout,
     DifyUnreachable,
 )
 from bridge.dify.sse import EventStreamParser, MalformedStream
+from bridge.engine.modes import FLOW_MODES
 from bridge.errors import BridgeError
-from bridge.inputs import InputMapper
-from bridge.openai.types import ChatCompletionRequest
-from bridge.routing import ModelRoute
-from bridge.settings import Settings
-from bridge.translate.errors import dify_errors, from_dify_error, from_transport_error
 from bridge.translate.files import public_base
-from bridge.translate.request import (
-    CHAT_MODES,
-    DifyCall,
-    build_call,
-    dify_user,
-    validate_request,
-)
 from bridge.translate.stream import Failed, Finished, OutputItem, StreamTranslator
 
-log = structlog.get_logger("bridge.serving")
+if TYPE_CHECKING:
+    from bridge.engine.service import ChatService
+    from bridge.engine.turn import PreparedTurn
 
-# Chatflow/workflow streams send `workflow_started` at once when healthy; these modes can also
-# hang silently after one ping (unknown conversation, rec. 13a), so they get a deadline.
-FLOW_MODES = frozenset({"advanced-chat", "workflow"})
-WRONG_MODE_FALLBACK = {
-    "not_chat_app": "workflow",  # chat-messages on a workflow (or completion) app, rec. 08a
-    "not_workflow_app": "advanced-chat",  # workflows/run on a chat-type app, rec. 08b
-    "app_unavailable": "chat",  # completion-messages on a chat app, rec. 08c / 32e
-}
-DEFAULT_REASONING_MODES = frozenset({"advanced-chat", "workflow", "agent-chat", "agent"})
-
-
-class AppModeCache:
-    """App mode per Dify key, learned from `GET /info` (cached) or from wrong-mode errors."""
-
-    def __init__(self, dify: DifyClient, ttl: float) -> None:
-        self._dify = dify
-        self._ttl = ttl
-        self._modes: dict[str, tuple[str, float]] = {}
-
-    async def mode(self, target: DifyTarget, configured: str) -> str:
-        if configured != "auto":
-            return configured
-        key = target.identity
-        cached = self._modes.get(key)
-        if cached and cached[1] > time.monotonic():
-            return cached[0]
-        try:
-            info = await self._dify.info(target)
-        except DifyAPIError as exc:
-            if exc.status in (401, 403):
-                raise
-            info = None  # an old Dify without /info: learn from wrong-mode errors instead
-        mode = info.mode if info and info.mode else "advanced-chat"
-        self.remember(target, mode)
-        return mode
-
-    def remember(self, target: DifyTarget, mode: str) -> None:
-        self._modes[target.identity] = (mode, time.monotonic() + self._ttl)
-
-
-class PreparedTurn(msgspec.Struct, kw_only=True):
-    route: ModelRoute
-    request: ChatCompletionRequest
-    mode: str
-    call: DifyCall
-    user: str
-    inputs: dict[str, Any]
-    files: list[dict[str, Any]]
-    context: TurnContext
-    reasoning: bool
-
-    @property
-    def continues_stored_conversation(self) -> bool:
-        return self.context.plan.reason == "hit"
-
+log = structlog.get_logger("bridge.engine")
 
 # Bytes a reader may hold for a consumer that is not taking them (a client reading slowly):
 # past this the reader waits, so a stalled client bounds memory instead of buffering Dify.
@@ -111,7 +38,7 @@ class DifyRun:
     """One Dify run, read by its own task.
 
     The reader only moves bytes: each network read is appended to `_raw` and wakes the
-    consumer (bridge.delivery) through `ready`. The consumer's `take()` parses and translates
+    consumer (bridge.engine) through `ready`. The consumer's `take()` parses and translates
     everything that accumulated since its last call in one go, so what Dify sent while the
     client was being written to becomes one batch: per event there is the socket read and a
     JSON decode, and the per-text work (think tags, links, frames, sends) is per batch.
@@ -195,7 +122,7 @@ class DifyRun:
                 items.extend(self._ending())
         except (MalformedStream, msgspec.DecodeError, msgspec.ValidationError) as exc:
             log.warning("dify_bad_event", error=str(exc)[:200])
-            items = [self._fail(_transport_failure(exc))]
+            items = [self._fail(transport_failure(exc))]
         except Exception as exc:  # never a silent death: the client gets an error
             log.exception("dify_translation_failed", error_type=type(exc).__name__)
             items = [self._fail(_internal_failure())]
@@ -256,10 +183,10 @@ class DifyRun:
                     self._end = Failed(self._first_event_timeout())
                     return
         except (DifyTimeout, DifyUnreachable, DifyBadStream) as exc:
-            self._end = Failed(_transport_failure(exc))
+            self._end = Failed(transport_failure(exc))
         except (MalformedStream, msgspec.DecodeError, msgspec.ValidationError) as exc:
             log.warning("dify_bad_event", error=str(exc)[:200])
-            self._end = Failed(_transport_failure(exc))
+            self._end = Failed(transport_failure(exc))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # never a silent death: the client gets an error
@@ -404,7 +331,7 @@ class DifyRun:
             await self.service.stop_task(self.turn, self.task_id)
 
 
-def _transport_failure(exc: Exception) -> BridgeError:
+def transport_failure(exc: Exception) -> BridgeError:
     if isinstance(exc, DifyTimeout):
         return BridgeError(
             504,
@@ -447,184 +374,3 @@ def _internal_failure() -> BridgeError:
     )
 
 
-class ChatService:
-    def __init__(
-        self, settings: Settings, dify: DifyClient, store: ConversationStore | None = None
-    ) -> None:
-        self.settings = settings
-        self.dify = dify
-        self.keeper = ConversationKeeper(settings, store)
-        self.modes = AppModeCache(dify, settings.info_cache_ttl)
-        self.inputs = InputMapper(settings, dify)
-        self._background: set[asyncio.Task[None]] = set()
-        self.cleanup_slots = asyncio.Semaphore(settings.control_connections)
-
-    async def moderates_output(self, target: DifyTarget) -> bool | None:
-        """Whether the app checks its answers (None: unknown, e.g. an old Dify)."""
-        parameters = await self.inputs.parameters.get(target)
-        return parameters.moderates_output if parameters else None
-
-    def reasoning_enabled(self, route: ModelRoute, mode: str) -> bool:
-        configured = route.config.reasoning
-        if configured is None:
-            return mode in DEFAULT_REASONING_MODES
-        return configured != "off"
-
-    def reasoning_format(self, route: ModelRoute) -> str:
-        return "think" if route.config.reasoning == "think" else "reasoning_content"
-
-    async def prepare(
-        self,
-        request: ChatCompletionRequest,
-        route: ModelRoute,
-        credential: str | None,
-        *,
-        pinned: str | None = None,
-        chat_key: str | None = None,
-        task_header: str | None = None,
-    ) -> PreparedTurn:
-        validate_request(request)
-        mode = await self._mode(route)
-        user = dify_user(request.user, credential)
-        pinned_id = pinned_conversation(pinned, None)
-        if pinned_id and mode in CHAT_MODES:
-            await self._check_conversation(route, pinned_id, user)
-        background = self.keeper.is_background_task(request, task_header)
-        mapped = await self.inputs.map(request, route, mode, user)
-        context = await self.keeper.plan(
-            request,
-            config=route.config,
-            target=route.target,
-            mode=mode,
-            user=user,
-            pinned=pinned_id,
-            client_chat_key=chat_key,
-            background=background,
-            # System text that no app variable took is carried in the query (never dropped).
-            system_in_query=mapped.system_prompt is not None,
-        )
-        turn = PreparedTurn(
-            route=route,
-            request=request,
-            mode=mode,
-            call=_NO_CALL,
-            user=user,
-            inputs=mapped.inputs,
-            files=mapped.files,
-            context=context,
-            reasoning=self.reasoning_enabled(route, mode),
-        )
-        return _with_call(turn, mode)
-
-    def replan_as_new(self, turn: PreparedTurn) -> PreparedTurn:
-        turn = msgspec.structs.replace(turn, context=self.keeper.replan_as_new(turn.context))
-        return _with_call(turn, turn.mode)
-
-    async def _check_conversation(self, route: ModelRoute, conversation_id: str, user: str) -> None:
-        """A client-pinned id is checked cheaply first: streaming into an unknown conversation
-        makes Dify hang silently (rec. 13a), and another user's conversation is a 404 (13c)."""
-        with dify_errors(managed=route.managed):
-            await self.dify.request_json(
-                route.target,
-                "GET",
-                "messages",
-                params={"conversation_id": conversation_id, "user": user, "limit": 1},
-            )
-
-    async def _mode(self, route: ModelRoute) -> str:
-        with dify_errors(managed=route.managed):
-            return await self.modes.mode(route.target, route.config.mode)
-
-    async def start(self, turn: PreparedTurn) -> DifyRun:
-        """Open the Dify stream. HTTP errors from Dify surface here, before any byte is sent
-        to the client, so they keep their status code."""
-        try:
-            stream, stack, turn = await self.open_stream(turn)
-        except BridgeError as exc:
-            if exc.code != "conversation_not_found" or not turn.continues_stored_conversation:
-                raise
-            # Dify forgot a conversation the store still maps (expired, deleted): drop the
-            # mapping and start a new conversation carrying the history.
-            log.warning("dify_conversation_lost", conversation_id=turn.call.conversation_id)
-            if turn.call.conversation_id:
-                await self.keeper.forget(turn.call.conversation_id)
-            stream, stack, turn = await self.open_stream(self.replan_as_new(turn))
-        run = DifyRun(self, turn, stream, stack)
-        if turn.continues_stored_conversation and turn.mode in FLOW_MODES:
-            # A chatflow pings and hangs on a conversation it no longer has (rec. 13a). Check
-            # before the route answers: its `X-Dify-Conversation-Id` header must name the
-            # conversation the answer really comes from, and a stream's headers go out first.
-            await run.wait_started(self.settings.conversation_check_timeout)
-            if not run.started:
-                await run.restart_as_new()
-        return run
-
-    async def open_stream(
-        self, turn: PreparedTurn
-    ) -> tuple[DifyStream, contextlib.AsyncExitStack, PreparedTurn]:
-        for _attempt in range(3):
-            stack = contextlib.AsyncExitStack()
-            try:
-                stream = await stack.enter_async_context(
-                    self.dify.stream(turn.route.target, turn.call.path, turn.call.payload)
-                )
-            except DifyAPIError as exc:
-                await stack.aclose()
-                self.inputs.note_dify_error(turn.route.target, turn.user, exc)
-                fallback = WRONG_MODE_FALLBACK.get(exc.code or "")
-                if fallback and turn.route.config.mode == "auto" and fallback != turn.mode:
-                    log.info("dify_mode_corrected", model=turn.route.model, mode=fallback)
-                    self.modes.remember(turn.route.target, fallback)
-                    turn = _with_call(turn, fallback)
-                    continue
-                raise from_dify_error(exc, managed=turn.route.managed) from None
-            except (DifyUnreachable, DifyTimeout) as exc:
-                await stack.aclose()
-                raise from_transport_error(exc) from None
-            except DifyBadStream as exc:
-                await stack.aclose()
-                raise _transport_failure(exc) from None
-            return stream, stack, turn
-        raise BridgeError(
-            400,
-            "Could not find the Dify endpoint for this app's mode.",
-            code="dify_mode_unknown",
-            retryable=False,
-        )
-
-    async def stop_task(self, turn: PreparedTurn, task_id: str) -> None:
-        stop_path = turn.call.stop_path.format(task_id=task_id)
-        try:
-            await self.dify.stop(turn.route.target, stop_path, turn.user)
-            log.info("dify_task_stopped", task_id=task_id, model=turn.route.model)
-        except Exception as exc:  # best effort: the client is gone either way
-            log.warning("dify_stop_failed", task_id=task_id, error=type(exc).__name__)
-
-    def spawn(self, coro: Any) -> None:
-        """Run cleanup that must outlive a cancelled request (e.g. stopping Dify)."""
-        task = asyncio.create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def drain(self) -> None:
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
-
-
-_NO_CALL = DifyCall(mode="", path="", stop_path="", payload={})
-
-
-def _with_call(turn: PreparedTurn, mode: str) -> PreparedTurn:
-    """(Re)build the Dify call for `mode` from the turn's plan and inputs."""
-    plan = turn.context.plan
-    call = build_call(
-        mode=mode,
-        query=plan.query,
-        user=turn.user,
-        inputs=turn.inputs,
-        query_input=turn.route.config.query_input,
-        conversation_id=plan.conversation_id if mode in CHAT_MODES else None,
-        files=turn.files,
-        auto_generate_name=not turn.context.background,
-    )
-    return msgspec.structs.replace(turn, mode=mode, call=call)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from typing import Any
 
 from litestar import Request, Response, get
 
-from bridge import __version__
-from bridge.readiness import Readiness
+from bridge.http.readiness import Readiness
 from bridge.routing import ModelRegistry
 
 
@@ -30,7 +30,7 @@ async def index(request: Request) -> dict[str, Any]:
     settings = registry.settings
     return {
         "name": "dify-openai-bridge",
-        "version": __version__,
+        "version": version("dify-openai-bridge"),
         "description": "Serves Dify apps as OpenAI chat models.",
         "openai_base_url": str(request.base_url).rstrip("/") + "/v1",
         "models": registry.listed_ids(),

@@ -3,7 +3,7 @@
 Served by the chat engine: the Responses request becomes a chat request
 (`bridge.translate.responses`), `ChatService` prepares and starts the Dify run, and the
 delivery functions frame it with a Responses encoder/aggregator. `previous_response_id`
-continues the Dify conversation (`bridge.response_keeper`).
+continues the Dify conversation (`bridge.conversations.response_keeper`).
 """
 
 from __future__ import annotations
@@ -15,24 +15,23 @@ from litestar.params import FromPath
 from litestar.response import Stream
 
 from bridge.conversations import StoreUnavailable
-from bridge.conversations.responses import ResponseStore, StoredResponse
-from bridge.delivery import complete, event_stream, padded_completion
-from bridge.errors import BridgeError
-from bridge.openai.responses import DeletedResponse, ResponseCreateRequest, ResponseObject
-from bridge.response_keeper import (
+from bridge.conversations.response_keeper import (
     ResponseRecorder,
     continuation,
     owner_of,
     response_not_found,
 )
-from bridge.routes.body import conversation_headers, decode_body
-from bridge.routes.chat import (
+from bridge.conversations.responses import ResponseStore, StoredResponse
+from bridge.engine import ChatService, PreparedTurn, complete, event_stream, padded_completion
+from bridge.errors import BridgeError
+from bridge.http.routes.body import conversation_headers, decode_body
+from bridge.http.routes.chat import (
     CLIENT_CLOSED,
     HEADER_WAIT_SECONDS,
     STREAM_HEADERS,
 )
+from bridge.openai.responses import DeletedResponse, ResponseCreateRequest, ResponseObject
 from bridge.routing import ModelRegistry, credential_from_header
-from bridge.serving import ChatService, PreparedTurn
 from bridge.translate.request import dify_user
 from bridge.translate.responses import (
     ResponseAggregator,

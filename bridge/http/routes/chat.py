@@ -6,12 +6,11 @@ import msgspec
 import structlog
 from litestar import Request, Response, post
 
-from bridge.delivery import complete, event_stream, padded_completion
-from bridge.housekeeping import housekeeping_reply
+from bridge.engine import ChatService, complete, event_stream, padded_completion
+from bridge.http.housekeeping import housekeeping_reply
+from bridge.http.routes.body import CONVERSATION_HEADER, conversation_headers, decode_body
 from bridge.openai.types import ChatCompletionRequest
-from bridge.routes.body import CONVERSATION_HEADER, conversation_headers, decode_body
 from bridge.routing import ModelRegistry, credential_from_header
-from bridge.serving import ChatService
 from bridge.settings import Settings
 from bridge.translate.openai_out import ChunkEncoder, CompletionAggregator
 
@@ -38,7 +37,7 @@ async def chat_completions(request: Request) -> Response:
     credential = credential_from_header(request.headers.get("authorization"))
     route = registry.resolve(chat.model, credential)
     # Chat-UI housekeeping (titles, tags, follow-ups…) is answered here without a Dify run,
-    # unless the model's `background_tasks` says otherwise (issue 11; bridge.housekeeping).
+    # unless the model's `background_tasks` says otherwise (issue 11; bridge.http.housekeeping).
     task_name = service.settings.task_header
     task = request.headers.get(task_name) if task_name else None
     if (local := housekeeping_reply(chat, route, task_header=task)) is not None:

@@ -10,16 +10,15 @@ import structlog
 from litestar import Request, Response, post
 from litestar.response import Stream
 
-from bridge.delivery import complete, event_stream
-from bridge.openai.responses import CompletionRequest
-from bridge.routes.body import conversation_headers, decode_body
-from bridge.routes.chat import (
+from bridge.engine import ChatService, complete, event_stream
+from bridge.http.routes.body import conversation_headers, decode_body
+from bridge.http.routes.chat import (
     CLIENT_CLOSED,
     HEADER_WAIT_SECONDS,
     STREAM_HEADERS,
 )
+from bridge.openai.responses import CompletionRequest
 from bridge.routing import ModelRegistry, credential_from_header
-from bridge.serving import ChatService
 from bridge.translate.completions import (
     TextCompletionAggregator,
     TextCompletionEncoder,

@@ -20,9 +20,10 @@ from litestar import Request
 from litestar.response import Stream
 from litestar.types import Receive, Send
 
-from bridge.access import current_watch
+from bridge.engine.report import current_watch
+from bridge.engine.run import DifyRun
+from bridge.engine.service import ChatService
 from bridge.errors import BridgeError
-from bridge.serving import ChatService, DifyRun
 from bridge.translate.openai_out import sse_comment
 from bridge.translate.stream import Failed, OutputItem, coalesced
 
@@ -107,7 +108,7 @@ def _finish(run: DifyRun, watch: ClientWatch, service: ChatService) -> bool:
 
 def _log_failure(error: BridgeError) -> None:
     # After the status line went out this is the only trace of the failure on our side;
-    # the request id comes from the bound context (bridge.access.RequestContext).
+    # the request id comes from the bound context (bridge.http.access.RequestContext).
     log.warning("run_failed", status=error.status, code=error.code, error=error.message)
 
 

@@ -29,7 +29,7 @@ from bridge.translate.housekeeping import recognise
 from bridge.translate.openai_out import ChunkEncoder, completion_id
 from bridge.translate.stream import ContentDelta, Finished
 
-log = structlog.get_logger("bridge.housekeeping")
+log = structlog.get_logger("bridge.http.housekeeping")
 
 HOUSEKEEPING_REQUESTS = Counter(
     "bridge_housekeeping_requests_total",
