@@ -16,6 +16,7 @@ from .routes import ROUTES, dify_error_handler, record_request
 from .run import RunSettings
 from .service import Emulator
 from .store import EmulatorStore
+from .versions import DEFAULT_VERSION, DifyProfile, profile_for
 
 
 @dataclass
@@ -36,10 +37,21 @@ class EmulatorConfig:
     # Agent workflow tools (46d): tool name → name of the loaded workflow app that runs it.
     # Dify keeps this binding in its database, so a DSL alone cannot tell.
     workflow_tools: dict[str, str] = field(default_factory=dict)
+    # The Dify release to play (versions.py): any version string, mapped to the nearest profile
+    # at or below it; garbage or a release older than 0.15.3 is a ValueError.
+    dify_version: str = DEFAULT_VERSION
+    # ≤1.10 keeps a new conversation's stream open while its title is generated (an LLM call):
+    # seconds the emulator holds it (no effect on profiles ≥1.11).
+    title_wait: float = 3.0
+
+    @property
+    def profile(self) -> DifyProfile:
+        return profile_for(self.dify_version)
 
 
 def create_emulator_app(config: EmulatorConfig | None = None) -> Litestar:
     config = config or EmulatorConfig()
+    profile = config.profile  # fails early on a bad version
     apps = load_apps(config.dsl_paths, config.dsl_dir, config.keys)
     settings = RunSettings(
         code_timeout=config.code_timeout,
@@ -49,6 +61,7 @@ def create_emulator_app(config: EmulatorConfig | None = None) -> Litestar:
         ),
         http_timeout=config.http_timeout,
         workflow_tools=_workflow_tools(config.workflow_tools, apps),
+        profile=profile,
     )
     emulator = Emulator(
         apps=apps,
@@ -57,6 +70,7 @@ def create_emulator_app(config: EmulatorConfig | None = None) -> Litestar:
         ping_interval=config.ping_interval,
         idle_timeout=config.idle_timeout,
         start_failure_hold=config.start_failure_hold,
+        title_wait=config.title_wait,
     )
     app = Litestar(
         # structlog does the logging; Litestar's own config would start a queue-listener
@@ -68,7 +82,7 @@ def create_emulator_app(config: EmulatorConfig | None = None) -> Litestar:
             NotFoundException: not_found_handler,
             MethodNotAllowedException: method_not_allowed_handler,
         },
-        middleware=[dify_headers],
+        middleware=[dify_headers(profile.version)],
         before_request=record_request,
         openapi_config=None,
     )

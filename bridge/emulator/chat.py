@@ -89,7 +89,7 @@ async def run_chat_app(ctx: RunContext, emit: Emit) -> None:
             else:
                 emit(
                     MessageEvent(
-                        event="message",
+                        event=ctx.text_event,
                         **common,
                         id=ctx.message_id,
                         answer=chunk,

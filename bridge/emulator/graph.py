@@ -12,7 +12,9 @@ Event order follows the recordings:
   after `iteration_completed`; 41 likewise).
 - chatflow: `message_end` BEFORE `workflow_finished` (01); failure: failed `node_finished` and
   `workflow_finished` and nothing else (27a); stop: `workflow_finished` `stopped`, the running
-  node gets no `node_finished` (23a, 25a).
+  node gets no `node_finished` (23a, 25a). Older releases end differently (the profile's
+  `chatflow_ending`, versions.py): ≤1.12 `workflow_finished` first, then `message_end` / the
+  `error` / the stopped run's `message_end`; 1.13.0 nothing after `workflow_finished`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2.sandbox
+import msgspec
 
 from . import http_node, llm
 from .containers import CONTAINER_TYPES, run_container
@@ -34,13 +37,16 @@ from .sandbox import CodeError, run_python
 from .scope import TOP, NodeFailed, Scope
 from .store import new_id, now
 from .tool_files import file_markdown, files_in, is_file_value
+from .versions import ChatflowEnding
 from .wire import (
     ChatflowGraphEvent,
+    ErrorEvent,
     MessageEndEvent,
     MessageEvent,
     NodeFinishedData,
     NodeStartedData,
     TextChunkData,
+    WorkflowErrorEvent,
     WorkflowFinishedData,
     WorkflowGraphEvent,
     WorkflowStartedData,
@@ -376,6 +382,11 @@ class GraphRun:
 
     async def run(self) -> None:
         ctx = self.ctx
+        if not ctx.settings.profile.loop_nodes and any(
+            node.type == "loop" for node in self.app.nodes.values()
+        ):
+            self._fail_unknown_node("loop")
+            return
         self._fill_pool()
         self.graph_event(
             "workflow_started",
@@ -408,6 +419,10 @@ class GraphRun:
         ctx.elapsed = round(time.monotonic() - self.started, 6)
         ctx.total_tokens, ctx.total_steps = self.tokens, self.steps
         ctx.finished_at = now()
+        # What follows the run: message_replace?/message_end of a successful chatflow, and on
+        # releases ≤1.12 the `error` of a failed one and the `message_end` of a stopped one.
+        ending = ctx.settings.profile.chatflow_ending
+        tail: list[msgspec.Struct] = []
         if self.chatflow and status == "succeeded":
             ttft = (self.first_text_at or time.monotonic()) - self.started
             usage = llm.usage(0, 0, ttft, zero=True)
@@ -415,37 +430,82 @@ class GraphRun:
                 usage = {**self.llm_usage, "time_to_first_token": round(ttft, 3)}
             ctx.usage = usage
             # 44d: workflow_finished keeps the unmoderated answer (ctx.outputs above).
-            replace_flagged_output(ctx, self.emit_raw)
-            self.emit_raw(
-                MessageEndEvent(
-                    event="message_end",
-                    conversation_id=ctx.conversation_id,
-                    message_id=ctx.message_id,
-                    created_at=ctx.created_at,
-                    task_id=ctx.task_id,
-                    id=ctx.message_id,
-                    metadata=llm.metadata(usage),
-                    files=files_in(ctx.outputs),
-                )
+            replace_flagged_output(ctx, tail.append)
+            tail.append(self._message_end(usage))
+        elif self.chatflow and ending is ChatflowEnding.WORKFLOW_FINISHED_FIRST:
+            if status == "stopped":  # generate_task_pipeline.py@ca19bd31d:581-583
+                ctx.usage = self.llm_usage or llm.blank_usage(0.0)
+                tail.append(self._message_end(ctx.usage))
+            elif status == "failed":  # :555-557, a ValueError → invalid_param
+                tail.append(self._error_event("invalid_param", 400, f"Run failed: {error}"))
+        finished = WorkflowFinishedData(
+            id=self.run_id,
+            workflow_id=self.app.workflow_id,
+            status=status,
+            outputs=ctx.outputs,
+            error=error,
+            elapsed_time=ctx.elapsed,
+            total_tokens=self.tokens,
+            total_steps=self.steps,
+            created_by={"id": ctx.end_user_id, "user": ctx.user},
+            created_at=self.created_at,
+            finished_at=ctx.finished_at,
+            # 27a, 34e: the failed node counts as one exception
+            exceptions_count=1 if status == "failed" else 0,
+            files=files_in(ctx.outputs),
+        )
+        if ending is ChatflowEnding.MESSAGE_END_FIRST:  # 1.13.1+ (01)
+            for event in tail:
+                self.emit_raw(event)
+            self.graph_event("workflow_finished", finished)
+        else:
+            self.graph_event("workflow_finished", finished)
+            # 1.13.0 closes the relay at workflow_finished: the tail never reaches the client
+            if ending is ChatflowEnding.WORKFLOW_FINISHED_FIRST:
+                for event in tail:
+                    self.emit_raw(event)
+
+    def _fail_unknown_node(self, node_type: str) -> None:
+        """Before 1.0.1 the graph cannot even be built with a Loop node (measured on 0.15.3:
+        `KeyError: <NodeType.LOOP: 'loop'>`): no workflow events, one `error` event carrying
+        the converter's text for an unexpected exception, and a blocking call is a 500."""
+        ctx = self.ctx
+        ctx.status, ctx.error_code = "error", "internal_server_error"
+        ctx.error = f"<NodeType.{node_type.upper()}: '{node_type}'>"
+        self.emit_raw(
+            self._error_event(
+                "internal_server_error", 500, "Internal Server Error, please contact support."
             )
-        self.graph_event(
-            "workflow_finished",
-            WorkflowFinishedData(
-                id=self.run_id,
-                workflow_id=self.app.workflow_id,
+        )
+
+    def _message_end(self, usage: dict[str, Any]) -> MessageEndEvent:
+        ctx = self.ctx
+        return MessageEndEvent(
+            event="message_end",
+            conversation_id=ctx.conversation_id,
+            message_id=ctx.message_id,
+            created_at=ctx.created_at,
+            task_id=ctx.task_id,
+            id=ctx.message_id,
+            metadata=llm.metadata(usage),
+            files=files_in(ctx.outputs),
+        )
+
+    def _error_event(self, code: str, status: int, message: str) -> msgspec.Struct:
+        """The `error` event of a chatflow or workflow stream (converter envelope + code,
+        status, message; never a task_id)."""
+        if self.chatflow:
+            return ErrorEvent(
+                event="error",
+                conversation_id=self.ctx.conversation_id,
+                message_id=self.ctx.message_id,
+                created_at=self.ctx.created_at,
+                code=code,
                 status=status,
-                outputs=ctx.outputs,
-                error=error,
-                elapsed_time=ctx.elapsed,
-                total_tokens=self.tokens,
-                total_steps=self.steps,
-                created_by={"id": ctx.end_user_id, "user": ctx.user},
-                created_at=self.created_at,
-                finished_at=ctx.finished_at,
-                # 27a, 34e: the failed node counts as one exception
-                exceptions_count=1 if status == "failed" else 0,
-                files=files_in(ctx.outputs),
-            ),
+                message=message,
+            )
+        return WorkflowErrorEvent(
+            event="error", workflow_run_id=None, code=code, status=status, message=message
         )
 
     async def run_sequence(self, order: list[str], scope: Scope) -> None:

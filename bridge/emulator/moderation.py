@@ -92,7 +92,7 @@ def answer_blocked_input(ctx: RunContext, emit: Emit, preset: str) -> None:
     for piece in pieces:
         emit(
             MessageEvent(
-                event="message",
+                event=ctx.text_event,
                 **common,
                 id=ctx.message_id,
                 answer=piece,

@@ -14,11 +14,14 @@ from litestar.response import Stream
 
 from . import errors
 from .console import CONSOLE_ROUTER
+from .dialect import adapt_metadata, event_encoder
+from .dify_http import not_found_page
 from .dsl import CHAT_MODES, AppSpec
 from .file_routes import tool_file
 from .service import (
     Emulator,
     GenerationRequest,
+    check_pinned_workflow,
     new_context,
     open_conversation,
     parse_generation,
@@ -31,6 +34,7 @@ from .service import (
 from .site import site_of, tool_icons
 from .store import UploadedFile, new_id, now
 from .streaming import collect, ping_then_hang, relay
+from .versions import DeleteConversation, DifyProfile
 from .wire import blocking_json, flask_json
 
 
@@ -44,9 +48,12 @@ def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = 
     )
 
 
-def dify_error_handler(_: Request, exc: errors.DifyError) -> Response:
-    headers = {"WWW-Authenticate": 'Bearer realm="api"'} if exc.status == 401 else None
-    return json_response(exc.body(), exc.status, headers)
+def dify_error_handler(request: Request, exc: errors.DifyError) -> Response:
+    profile = emulator_of(request).profile
+    headers = None
+    if exc.status == 401 and profile.www_authenticate:
+        headers = {"WWW-Authenticate": 'Bearer realm="api"'}
+    return json_response(exc.body_for(profile), exc.status, headers)
 
 
 def _sse(body) -> Stream:
@@ -69,12 +76,25 @@ async def _body(request: Request) -> dict[str, Any]:
 # --- generation -------------------------------------------------------------------------------
 
 
-async def _generate(request: Request, app: AppSpec, route: str, model: str, needs_query: bool):
+async def _generate(
+    request: Request,
+    app: AppSpec,
+    route: str,
+    model: str,
+    needs_query: bool,
+    pinned_workflow: str = "",
+):
     emulator = emulator_of(request)
+    profile = emulator.profile
     payload = await _body(request)
     user = require_user(payload)
     gen = parse_generation(payload, model, needs_query)
-    graph_stream = app.is_graph and gen.streaming
+    if app.is_graph and profile.workflow_pinning:
+        # before 1.7.2 the parser drops `workflow_id` and the latest workflow runs
+        check_pinned_workflow(app, pinned_workflow or gen.workflow_id)
+    # 1.13.x runs streamed graphs in a worker: a start it refuses is a ping and silence there;
+    # older releases (and every blocking call) answer the 404/400 at once.
+    graph_stream = app.is_graph and gen.streaming and profile.graph_streams_in_worker
     if app.mode == "agent-chat" and not gen.streaming:
         raise errors.invalid_param("Agent Chat App does not support blocking mode")
     conversation = None
@@ -86,14 +106,19 @@ async def _generate(request: Request, app: AppSpec, route: str, model: str, need
                 # then silence until Dify's idle timeout.
                 return _sse(ping_then_hang(emulator.idle_timeout))
             raise errors.conversation_not_found(route)
-    try:
-        gen.inputs = validate_inputs(app, gen.inputs)
-    except errors.DifyError:
-        if graph_stream:
-            # 07b: the run fails inside Dify's worker before its first event; the client sees
-            # one ping, then nothing until the relay's idle timeout (~300 s, issue 14 item 2).
-            return _sse(ping_then_hang(emulator.start_failure_hold))
-        raise
+    if conversation is not None and gen.conversation_id and not profile.inputs_every_turn:
+        # 0.15.3: a follow-up turn runs with the conversation's stored inputs, unchecked
+        # (chat/app_generator.py@ca19bd31d:144-148).
+        gen.inputs = dict(conversation.inputs)
+    else:
+        try:
+            gen.inputs = validate_inputs(app, gen.inputs)
+        except errors.DifyError:
+            if graph_stream:
+                # 07b: the run fails inside Dify's worker before its first event; the client
+                # sees one ping, then nothing until the relay's idle timeout (~300 s, issue 14).
+                return _sse(ping_then_hang(emulator.start_failure_hold))
+            raise
     files = resolve_files(app, emulator.store, gen.files, _base_url(request))
     ctx = new_context(emulator, app, user, gen, conversation, files)
     ctx.base_url = _base_url(request)
@@ -102,20 +127,44 @@ async def _generate(request: Request, app: AppSpec, route: str, model: str, need
         await run_pipeline(ctx, emit)
 
     if gen.streaming:
+        run_number = emulator.next_run_number(app) if app.is_graph else None
+        # ≤1.10: the pipeline joins the title thread of a new conversation before the stream
+        # ends (advanced_chat/generate_task_pipeline.py@ca19bd31d:650-651).
+        titles = (
+            profile.title_blocks_stream_end
+            and app.mode in CHAT_MODES
+            and not gen.conversation_id
+            and gen.auto_generate_name
+        )
+
+        def hold_open() -> float:
+            if ctx.hold_open and profile.graph_streams_in_worker:
+                return emulator.idle_timeout  # 44c: no workflow end ever reaches the relay
+            return emulator.title_wait if titles else 0.0
+
         return _sse(
             relay(
                 pipeline,
                 ping_interval=emulator.ping_interval,
-                initial_ping=app.is_graph,
-                hold_open=lambda: emulator.idle_timeout if ctx.hold_open else 0.0,
+                initial_ping=app.is_graph and profile.graph_streams_in_worker,
+                hold_open=hold_open,
+                encode=event_encoder(profile, run_number),
             )
         )
     await collect(pipeline)
-    return _blocking(ctx, gen)
+    return _blocking(ctx, gen, profile)
 
 
-def _blocking(ctx, gen: GenerationRequest) -> Response:
+def _blocking(ctx, gen: GenerationRequest, profile: DifyProfile) -> Response:
     app = ctx.app
+    if ctx.error_code == "internal_server_error":
+        # an unexpected exception in the app runner: the controller's InternalServerError()
+        raise errors.DifyError(
+            "internal_server_error",
+            "The server encountered an internal error and was unable to complete your request. "
+            "Either the server is overloaded or there is an error in the application.",
+            500,
+        )
     if app.mode == "workflow":
         body = {
             "task_id": ctx.task_id,
@@ -133,7 +182,7 @@ def _blocking(ctx, gen: GenerationRequest) -> Response:
                 "finished_at": ctx.finished_at,
             },
         }
-        return _blocking_response(body)
+        return _blocking_response(body, profile)
     if ctx.status == "failed":
         raise errors.invalid_param(f"Run failed: {ctx.error}")  # 27b, 34f
     if ctx.error_code:
@@ -150,15 +199,17 @@ def _blocking(ctx, gen: GenerationRequest) -> Response:
         body["conversation_id"] = ctx.conversation_id
     body["mode"] = app.mode
     body["answer"] = ctx.answer
-    body["metadata"] = llm.metadata(ctx.usage or llm.usage(0, 0, 0.0, zero=True))
+    metadata = llm.metadata(ctx.usage or llm.usage(0, 0, 0.0, zero=True))
+    body["metadata"] = metadata if profile.is_default else adapt_metadata(profile, metadata)
     body["created_at"] = ctx.created_at
-    return _blocking_response(body)
+    return _blocking_response(body, profile)
 
 
-def _blocking_response(body: dict[str, Any]) -> Response:
-    return Response(
-        content=blocking_json(body), status_code=200, media_type="application/json; charset=utf-8"
-    )
+def _blocking_response(body: dict[str, Any], profile: DifyProfile) -> Response:
+    media_type = "application/json"
+    if profile.blocking_charset:  # 1.11.1+
+        media_type += "; charset=utf-8"
+    return Response(content=blocking_json(body), status_code=200, media_type=media_type)
 
 
 @post("/v1/chat-messages", status_code=200)
@@ -185,6 +236,19 @@ async def workflows_run(request: Request) -> Response:
     if app.mode != "workflow":
         raise errors.not_workflow_app()
     return await _generate(request, app, "/v1/workflows/run", "WorkflowRunPayload", False)
+
+
+@post("/v1/workflows/{workflow_id:str}/run", status_code=200)
+async def workflows_run_pinned(request: Request, workflow_id: FromPath[str]) -> Response:
+    """Version pinning (Dify ≥1.7.2); before that the route does not exist (HTML 404)."""
+    if not emulator_of(request).profile.workflow_pinning:
+        return not_found_page(request)
+    app = _app(request)
+    if app.mode != "workflow":
+        raise errors.not_workflow_app()
+    return await _generate(
+        request, app, "/v1/workflows/run", "WorkflowRunPayload", False, workflow_id
+    )
 
 
 # --- stop -------------------------------------------------------------------------------------
@@ -249,18 +313,24 @@ async def parameters(request: Request) -> Response:
     return json_response(body)
 
 
+@get("/v1/")
+async def index(request: Request) -> Response:
+    """No key needed, on every release (index.py: IndexApi)."""
+    version = emulator_of(request).profile.version
+    body = {"welcome": "Dify OpenAPI", "api_version": "v1", "server_version": version}
+    return json_response(body)
+
+
 @get("/v1/info")
 async def info(request: Request) -> Response:
+    profile = emulator_of(request).profile
     app = _app(request)
-    return json_response(
-        {
-            "name": app.name,
-            "description": app.description,
-            "tags": [],
-            "mode": app.mode,
-            "author_name": "admin",
-        }
-    )
+    body: dict[str, Any] = {"name": app.name, "description": app.description, "tags": []}
+    if profile.info_mode:  # 1.4.0+
+        body["mode"] = app.mode
+    if profile.info_author_name:  # 1.4.3+
+        body["author_name"] = "admin"
+    return json_response(body)
 
 
 @get("/v1/meta")
@@ -270,6 +340,8 @@ async def meta(request: Request) -> Response:
 
 @get("/v1/site")
 async def site(request: Request) -> Response:
+    if not emulator_of(request).profile.site_route:  # added in 1.4.0
+        return not_found_page(request)
     return json_response(site_of(_app(request)))  # 16b
 
 
@@ -298,7 +370,11 @@ async def messages(request: Request) -> Response:
     query = dict(request.query_params)
     if "conversation_id" not in query:
         raise errors.validation_error(
-            "MessageListQuery", [("conversation_id", "Field required", "missing", query, "missing")]
+            "MessageListQuery",
+            [("conversation_id", "Field required", "missing", query, "missing")],
+            errors.ReqparseError(
+                "conversation_id", "Missing required parameter in the query string"
+            ),
         )
     conv = emulator.store.find_conversation(
         app.key, query.get("user") or "", query["conversation_id"]
@@ -307,6 +383,8 @@ async def messages(request: Request) -> Response:
         raise errors.conversation_not_found("/v1/messages")
     limit = int(query.get("limit") or 20)
     items = conv.messages[-limit:]
+    if emulator.profile.messages_newest_first:  # 1.0.0 only (message.py@c0358d8d0:73)
+        items = list(reversed(items))
     return json_response(
         {
             "limit": limit,
@@ -314,6 +392,28 @@ async def messages(request: Request) -> Response:
             "data": [m.to_api() for m in items],
         }
     )
+
+
+@delete("/v1/conversations/{conversation_id:str}", status_code=200)
+async def delete_conversation(request: Request, conversation_id: FromPath[str]) -> Response:
+    """200 + `{"result":"success"}` before 1.3.1, 204 after (dify-versions.md §1.1)."""
+    emulator = emulator_of(request)
+    app = _app(request)
+    if app.mode not in CHAT_MODES:
+        raise errors.not_chat_app()
+    payload: dict[str, Any] = {}
+    if "application/json" in (request.headers.get("content-type") or ""):
+        payload = await _body(request)
+    user = str(payload.get("user") or "DEFAULT-USER")
+    conv = emulator.store.find_conversation(app.key, user, conversation_id)
+    if conv is None:
+        raise errors.conversation_not_found(f"/v1/conversations/{conversation_id}")
+    del emulator.store.conversations[conv.id]
+    if emulator.profile.delete_conversation is DeleteConversation.OK_JSON:
+        return json_response({"result": "success"})
+    # 1.3.1–1.13.0 return the JSON body with the 204, but HTTP/1.1 forbids a body there and
+    # clients drop it; 1.13.1+ send none.
+    return Response(content=b"", status_code=204)
 
 
 # --- files ------------------------------------------------------------------------------------
@@ -407,15 +507,18 @@ ROUTES = [
     chat_messages,
     completion_messages,
     workflows_run,
+    workflows_run_pinned,
     stop_chat,
     stop_completion,
     stop_workflow,
     parameters,
+    index,
     info,
     meta,
     site,
     conversations,
     messages,
+    delete_conversation,
     upload_file,
     get_journal,
     clear_journal,

@@ -12,6 +12,7 @@ import msgspec
 from .dsl import AppSpec
 from .llm import FakeModelTiming
 from .store import Conversation, EmulatorStore
+from .versions import DEFAULT_PROFILE, DifyProfile, MessageFileText
 
 T = TypeVar("T")
 Emit = Callable[[msgspec.Struct], None]
@@ -28,6 +29,8 @@ class RunSettings:
     http_timeout: float = 30.0
     # agent workflow tools (46d): tool name → the workflow app that runs it
     workflow_tools: dict[str, AppSpec] = field(default_factory=dict)
+    # the Dify release being played (versions.py)
+    profile: DifyProfile = DEFAULT_PROFILE
 
 
 @dataclass
@@ -65,6 +68,19 @@ class RunContext:
     @property
     def conversation_id(self) -> str:
         return self.conversation.id if self.conversation else ""
+
+    @property
+    def text_event(self) -> str:
+        """Event name of a chat/completion app's answer chunks: `message_file` on Dify
+        1.11.2–1.12.x once the message has any file, the user's own included (dify#31888)."""
+        profile = self.settings.profile
+        if (
+            profile.message_file_text is MessageFileText.ANY_FILE
+            and self.files
+            and self.app.mode in ("chat", "completion")
+        ):
+            return "message_file"
+        return "message"
 
     async def guard(self, work: Awaitable[T]) -> T:
         """Await `work` unless a stop call arrives first; then cancel it and raise Stopped."""

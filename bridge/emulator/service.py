@@ -16,6 +16,7 @@ from .moderation import answer_blocked_input, moderation_of
 from .run import Emit, RunContext, RunSettings
 from .store import Conversation, EmulatorStore, Message, new_id, now
 from .tool_files import files_in, message_file, strip_images
+from .versions import DifyProfile
 
 
 @dataclass
@@ -26,7 +27,18 @@ class Emulator:
     ping_interval: float = 10.0
     idle_timeout: float = 300.0
     start_failure_hold: float = 300.0
+    title_wait: float = 3.0  # ≤1.10: a new conversation's stream waits for its title
     end_users: dict[tuple[str, str], str] = field(default_factory=dict)
+    # app key → workflow runs so far (`sequence_number` of ≤1.4.1 graph events)
+    run_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def profile(self) -> DifyProfile:
+        return self.settings.profile
+
+    def next_run_number(self, app: AppSpec) -> int:
+        self.run_counts[app.key] = self.run_counts.get(app.key, 0) + 1
+        return self.run_counts[app.key]
 
     def authenticate(self, authorization: str | None) -> AppSpec:
         """The three 401 texts of recordings 10, 11a, 11b."""
@@ -82,6 +94,58 @@ class GenerationRequest:
     streaming: bool
     conversation_id: str
     files: list[dict[str, Any]]
+    workflow_id: str = ""  # version pinning (Dify ≥1.7.2)
+    auto_generate_name: bool = True
+
+
+# Help texts of the reqparse arguments in Dify 1.8–1.10 (completion.py@0c6cae2d5:40-67; the
+# workflow parser has none). flask-restx prefixes them to the error text.
+_REQPARSE_HELP = {
+    "ChatRequestPayload": {
+        "inputs": "Input parameters for chat",
+        "query": "The chat query",
+        "response_mode": "Response mode",
+        "conversation_id": "Existing conversation ID",
+    },
+    "CompletionRequestPayload": {
+        "inputs": "Input parameters for completion",
+        "query": "The query string",
+        "response_mode": "Response mode",
+    },
+}
+_MISSING_IN_BODY = "Missing required parameter in the JSON body"
+
+
+def _reqparse_failure(
+    payload: dict[str, Any], model: str, needs_query: bool
+) -> errors.ReqparseError | None:
+    """The first argument a Dify ≤1.10 reqparse parser refuses, in its argument order
+    (inputs, query, files, response_mode, conversation_id); it stops at the first."""
+    helps = _REQPARSE_HELP.get(model, {})
+    if "inputs" not in payload:
+        return errors.ReqparseError("inputs", _MISSING_IN_BODY, helps.get("inputs", ""))
+    if needs_query and "query" not in payload:
+        return errors.ReqparseError("query", _MISSING_IN_BODY, helps.get("query", ""))
+    mode = payload.get("response_mode")
+    if mode is not None and mode not in ("blocking", "streaming"):
+        return errors.ReqparseError(
+            "response_mode",
+            f"{mode} is not a valid choice",
+            helps.get("response_mode", ""),
+            restx_text=f"The value '{mode}' is not a valid choice for 'response_mode'.",
+        )
+    conversation_id = payload.get("conversation_id") or ""
+    if conversation_id and model == "ChatRequestPayload":
+        try:
+            uuid.UUID(str(conversation_id))
+        except ValueError:
+            # libs/helper.py uuid_value
+            return errors.ReqparseError(
+                "conversation_id",
+                f"{conversation_id} is not a valid uuid.",
+                helps.get("conversation_id", ""),
+            )
+    return None
 
 
 def parse_generation(payload: dict[str, Any], model: str, needs_query: bool) -> GenerationRequest:
@@ -117,7 +181,9 @@ def parse_generation(payload: dict[str, Any], model: str, needs_query: bool) -> 
                 )
             )
     if problems:
-        raise errors.validation_error(model, problems)
+        raise errors.validation_error(
+            model, problems, _reqparse_failure(payload, model, needs_query)
+        )
     inputs = payload.get("inputs")
     return GenerationRequest(
         query=str(payload.get("query") or ""),
@@ -125,7 +191,24 @@ def parse_generation(payload: dict[str, Any], model: str, needs_query: bool) -> 
         streaming=mode == "streaming",  # omitted → blocking (12f)
         conversation_id=str(conversation_id),
         files=list(payload.get("files") or []),
+        workflow_id=str(payload.get("workflow_id") or ""),
+        auto_generate_name=bool(payload.get("auto_generate_name", True)),
     )
+
+
+def check_pinned_workflow(app: AppSpec, workflow_id: str) -> None:
+    """`AppGenerateService._get_workflow` with a `workflow_id` (Dify ≥1.7.2, 20f0238aa): a
+    non-UUID is 400 `bad_request`, an unknown id 404; only the DSL's own workflow exists here."""
+    if not workflow_id:
+        return
+    try:
+        uuid.UUID(workflow_id)
+    except ValueError:
+        raise errors.DifyError(
+            "bad_request", f"Invalid workflow_id format: '{workflow_id}'. "
+        ) from None
+    if workflow_id != app.workflow_id:
+        raise errors.DifyError("not_found", f"Workflow not found with id: {workflow_id}", 404)
 
 
 def validate_inputs(app: AppSpec, inputs: dict[str, Any]) -> dict[str, Any]:

@@ -26,8 +26,10 @@ async def relay(
     initial_ping: bool,
     on_done: Callable[[], None] | None = None,
     hold_open: Callable[[], float] | None = None,
+    encode: Callable[[msgspec.Struct], bytes] = sse_frame,
 ) -> AsyncIterator[bytes]:
-    """`hold_open()` → seconds to keep the finished stream open without pings (44c)."""
+    """`hold_open()` → seconds to keep the finished stream open without pings (44c, and the
+    title wait of Dify ≤1.10); `encode` writes one event (dialect.py for older releases)."""
     queue: asyncio.Queue[object] = asyncio.Queue()
 
     async def produce() -> None:
@@ -49,7 +51,7 @@ async def relay(
             if item is _END:
                 break
             assert isinstance(item, msgspec.Struct)
-            yield sse_frame(item)
+            yield encode(item)
         await task
         linger = hold_open() if hold_open is not None else 0.0
         if linger > 0:

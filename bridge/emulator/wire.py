@@ -255,6 +255,17 @@ class ErrorEvent(msgspec.Struct):
     message: str
 
 
+class WorkflowErrorEvent(msgspec.Struct):
+    """Stream error of a workflow app: the workflow envelope (`workflow_run_id`, null before
+    workflow_started) + code, status, message (workflow/generate_response_converter.py)."""
+
+    event: str
+    workflow_run_id: str | None
+    code: str
+    status: int
+    message: str
+
+
 # --- encoders ---------------------------------------------------------------------------------
 
 _encoder = msgspec.json.Encoder()
