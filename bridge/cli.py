@@ -81,14 +81,27 @@ def app_factory():
     default=None,
     help="Folder of Dify DSL files (default: the repository's dify-dsl/).",
 )
-def emulator(host: str, port: int, dsl_dir: str | None) -> None:
+@click.option(
+    "--dify-version",
+    default="1.13.2",
+    show_default=True,
+    help="Dify release to play: the nearest emulated profile at or below it (docs/emulator.md).",
+)
+def emulator(host: str, port: int, dsl_dir: str | None, dify_version: str) -> None:
     """Run the Dify Service API emulator on its own (API under /v1)."""
     import uvicorn
 
     from bridge.emulator import EmulatorConfig, create_emulator_app, emulator_apps
     from bridge.launch.demo import REPO_DSL_DIR
 
-    app = create_emulator_app(EmulatorConfig(dsl_dir=Path(dsl_dir) if dsl_dir else REPO_DSL_DIR))
+    config = EmulatorConfig(
+        dsl_dir=Path(dsl_dir) if dsl_dir else REPO_DSL_DIR, dify_version=dify_version
+    )
+    try:
+        config.profile  # noqa: B018 - validates the version before anything starts
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--dify-version") from None
+    app = create_emulator_app(config)
     for name, key in sorted(emulator_apps(app).items()):
         click.echo(f"app {name}: key {key}")
     click.echo(f"Dify API: http://{host}:{port}/v1")
