@@ -20,7 +20,7 @@ from bridge.settings import ModelConfig, Settings
 
 log = structlog.get_logger("bridge.launch.demo")
 
-REPO_DSL_DIR = Path(__file__).resolve().parent.parent / "dify-dsl"
+REPO_DSL_DIR = Path(__file__).resolve().parents[2] / "dify-dsl"  # bridge/launch/ -> repo
 DEMO_APP = "Cat_LLM"
 
 
