@@ -21,7 +21,13 @@ from bridge.dify.sse import EventStreamParser, MalformedStream
 from bridge.engine.modes import FLOW_MODES
 from bridge.errors import BridgeError
 from bridge.translate.files import public_base
-from bridge.translate.stream import Failed, Finished, OutputItem, StreamTranslator
+from bridge.translate.stream import (
+    Failed,
+    Finished,
+    OutputItem,
+    StreamTranslator,
+    stream_interrupted,
+)
 
 if TYPE_CHECKING:
     from bridge.engine.service import ChatService
@@ -59,6 +65,7 @@ class DifyRun:
         self.service = service
         self.ready = asyncio.Event()
         self._closed = False
+        self._client_left = False
         self._hold = False
         # Workflow runs have no message_replace; holding their text would only delay it.
         self._hold_lookup: asyncio.Task[bool | None] | None = None
@@ -96,7 +103,7 @@ class DifyRun:
         self.ended = False  # the reader is done: nothing more will be read
         self._end: Failed | None = None  # why the reader stopped, if not at Dify's EOF
         self._end_taken = False
-        self._eof = False  # Dify ended the stream: the run is over there
+        self._gave_up: str | None = None  # why the bridge stopped reading, if it did
         self.task_id: str | None = None
         self.first_conversation_id: str | None = None
 
@@ -142,14 +149,18 @@ class DifyRun:
         return self.translator.finish()
 
     def _fail(self, error: BridgeError) -> Failed:
+        self._gave_up = error.code
         self.translator.done = True
         self._end_taken = self.ended
         return Failed(error)
 
     @property
     def exhausted(self) -> bool:
-        """Nothing more will come out of `take()`."""
-        return self.ended and (self._end_taken or self.translator.done) and not self._raw
+        """Nothing more will come out of `take()`. The answer is over at its terminal event
+        (`take()` hands that out in the batch that ends the translation), not when Dify closes
+        the socket: a real Dify may hold it open for minutes after (rec. 44c, a title being
+        generated on Dify ≤ 1.10)."""
+        return self.translator.done or (self.ended and self._end_taken and not self._raw)
 
     async def wait_started(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -183,7 +194,7 @@ class DifyRun:
                     self._end = Failed(self._first_event_timeout())
                     return
         except (DifyTimeout, DifyUnreachable, DifyBadStream) as exc:
-            self._end = Failed(transport_failure(exc))
+            self._end = Failed(transport_failure(exc, started=self._started.is_set()))
         except (MalformedStream, msgspec.DecodeError, msgspec.ValidationError) as exc:
             log.warning("dify_bad_event", error=str(exc)[:200])
             self._end = Failed(transport_failure(exc))
@@ -214,7 +225,6 @@ class DifyRun:
                 if self._raw_size > MAX_PENDING_BYTES:
                     self._room.clear()
                     await self._room.wait()
-        self._eof = True
 
     def _note_start(self, events: list[ev.StreamItem]) -> bool:
         for event in events:
@@ -309,6 +319,7 @@ class DifyRun:
         if self._closed:
             return
         self._closed = True
+        self._client_left = client_left
         if self._hold_lookup is not None:
             self._hold_lookup.cancel()
         if client_left and not self.ended and self.task_id is None:
@@ -327,11 +338,21 @@ class DifyRun:
         # slot that the dying stream itself still holds.
         with contextlib.suppress(Exception):
             await self._exit_stack.aclose()
-        if self.task_id and not (self.translator.done or self._eof):
-            await self.service.stop_task(self.turn, self.task_id)
+        if self.task_id and not self.translator.run_over:
+            # The run is still going at Dify: the client left, or the bridge gave up on the
+            # stream (timeout, unreadable event, internal error, shutdown). Nobody will read
+            # it, so it must not go on spending tokens.
+            await self.service.stop_task(self.turn, self.task_id, reason=self._stop_reason())
+
+    def _stop_reason(self) -> str:
+        if self._client_left:
+            return "client_left"
+        if self._end is not None:
+            return self._end.error.code or "bridge_gave_up"
+        return self._gave_up or "bridge_gave_up"
 
 
-def transport_failure(exc: Exception) -> BridgeError:
+def transport_failure(exc: Exception, *, started: bool = False) -> BridgeError:
     if isinstance(exc, DifyTimeout):
         return BridgeError(
             504,
@@ -339,6 +360,9 @@ def transport_failure(exc: Exception) -> BridgeError:
             code="dify_timeout",
             type="server_error",
         )
+    if isinstance(exc, DifyUnreachable) and started:
+        # A reset after the run started is the same failure as a clean early close.
+        return stream_interrupted()
     if isinstance(exc, DifyUnreachable):
         return BridgeError(
             502, "The connection to Dify was lost.", code="dify_unreachable", type="server_error"

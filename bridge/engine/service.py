@@ -192,13 +192,15 @@ class ChatService:
             retryable=False,
         )
 
-    async def stop_task(self, turn: PreparedTurn, task_id: str) -> None:
+    async def stop_task(self, turn: PreparedTurn, task_id: str, *, reason: str) -> None:
         stop_path = turn.call.stop_path.format(task_id=task_id)
         try:
             await self.dify.stop(turn.route.target, stop_path, turn.user)
-            log.info("dify_task_stopped", task_id=task_id, model=turn.route.model)
-        except Exception as exc:  # best effort: the client is gone either way
-            log.warning("dify_stop_failed", task_id=task_id, error=type(exc).__name__)
+            log.info("dify_task_stopped", task_id=task_id, model=turn.route.model, reason=reason)
+        except Exception as exc:  # best effort: nobody reads the run either way
+            log.warning(
+                "dify_stop_failed", task_id=task_id, reason=reason, error=type(exc).__name__
+            )
 
     def spawn(self, coro: Any) -> None:
         """Run cleanup that must outlive a cancelled request (e.g. stopping Dify)."""

@@ -104,6 +104,17 @@ def flow_failure(message: str | None, *, stopped: bool = False) -> BridgeError:
     )
 
 
+def stream_interrupted() -> BridgeError:
+    """Dify's stream ended (closed or reset) after the run started, without its end."""
+    return BridgeError(
+        502,
+        "Dify's stream broke off before the answer was complete.",
+        code="dify_stream_interrupted",
+        type="server_error",
+        retryable=False,
+    )
+
+
 def error_event_failure(event: ev.ErrorEvent) -> BridgeError:
     status = event.status or 500
     if 400 <= status < 500:
@@ -191,6 +202,14 @@ class StreamTranslator:
         self.workflow_run_id: str | None = None
         self.started = False  # a real (non-ping) event arrived
         self.done = False
+        # Dify itself ended the run (answer finished, failed or stopped): nothing to stop.
+        # False when `done` because the bridge gave up on the stream.
+        self.run_over = False
+        # A chatflow whose workflow finished before its `message_end` (Dify ≤ 1.12, and 1.13.0
+        # where no `message_end` comes at all): the answer ends at `message_end`, or at the
+        # end of the stream, with this usage.
+        self._flow_finished = False
+        self._flow_usage: Usage | None = None
         self.answer = ""  # content as the client should finally hold it
         self.reasoning_text = ""
         self.hold_content = hold_content
@@ -261,7 +280,7 @@ class StreamTranslator:
             case ev.WorkflowFinished(data=data):
                 out.extend(self._workflow_finished(data))
             case ev.ErrorEvent():
-                out.append(self._fail(error_event_failure(event)))
+                out.append(self._run_failed(error_event_failure(event)))
         return out
 
     def finish(self) -> list[OutputItem]:
@@ -269,6 +288,8 @@ class StreamTranslator:
         successful answer (rec. 07b: a missing required input gives one ping and EOF)."""
         if self.done:
             return []
+        if self._flow_finished:
+            return self._finish(self._flow_usage)
         if not self.started:
             return [
                 self._fail(
@@ -281,17 +302,7 @@ class StreamTranslator:
                     )
                 )
             ]
-        return [
-            self._fail(
-                BridgeError(
-                    502,
-                    "Dify closed the stream before the answer was complete.",
-                    code="dify_stream_interrupted",
-                    type="server_error",
-                    retryable=False,
-                )
-            )
-        ]
+        return [self._fail(stream_interrupted())]
 
     # -- internals ----------------------------------------------------------------------
 
@@ -391,6 +402,7 @@ class StreamTranslator:
         if not self.answer.strip() and self.reasoning_text.strip():
             out.extend(self._content(EMPTY_ANSWER_NOTE))
         self.done = True
+        self.run_over = True
         out.append(Finished(reason, usage))
         return out
 
@@ -398,12 +410,17 @@ class StreamTranslator:
         self.done = True
         return Failed(error)
 
+    def _run_failed(self, error: BridgeError) -> Failed:
+        """Dify reported the run's end as a failure (error event, failed or stopped flow)."""
+        self.run_over = True
+        return self._fail(error)
+
     def _workflow_finished(self, data: ev.WorkflowFinishedData) -> list[OutputItem]:
         if data.status == "failed":
-            return [self._fail(flow_failure(data.error))]
+            return [self._run_failed(flow_failure(data.error))]
         if data.status == "stopped":
             if self.mode == "workflow" or not self._streamed_text:
-                return [self._fail(flow_failure(data.error, stopped=True))]
+                return [self._run_failed(flow_failure(data.error, stopped=True))]
             return self._finish(None)
         out: list[OutputItem] = []
         if self.mode == "workflow":
@@ -419,5 +436,11 @@ class StreamTranslator:
             usage = Usage(
                 prompt_tokens=0, completion_tokens=data.total_tokens, total_tokens=data.total_tokens
             )
+        if self.mode != "workflow":
+            # A chatflow's answer ends at `message_end` (usage, moderation and files come with
+            # it), which Dify ≤ 1.12 sends after `workflow_finished`; 1.13.0 sends none and
+            # closes, which `finish()` then takes as the end (dify-versions.md §1.5).
+            self._flow_finished, self._flow_usage = True, usage
+            return out
         out.extend(self._finish(usage))
         return out

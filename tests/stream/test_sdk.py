@@ -107,7 +107,8 @@ def test_upstream_disconnect_mid_stream_is_an_api_error(served_replay):
     with served_replay(replay) as url, pytest.raises(openai.APIError) as raised:
         for _ in sdk(url).chat.completions.create(model="o1", messages=MESSAGES, stream=True):
             pass
-    assert raised.value.code == "dify_unreachable"
+    # A reset after the run started is reported like a clean early close (issue 17 item 6).
+    assert raised.value.code == "dify_stream_interrupted"
 
 
 def raw_stream(url: str, key: str, body: dict) -> tuple[list[tuple[float, bytes]], httpx.Response]:
