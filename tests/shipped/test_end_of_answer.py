@@ -39,13 +39,17 @@ def _chat(url: str, key: str, stream: bool) -> tuple[str, tuple[int, int, int]]:
     body = {"model": "o1", "messages": [{"role": "user", "content": "hi"}], "stream": stream}
     if stream:
         body["stream_options"] = {"include_usage": True}
-    response = httpx.post(f"{url}/v1/chat/completions", json=body, headers=auth(key), timeout=CLIENT_TIMEOUT)
+    response = httpx.post(
+        f"{url}/v1/chat/completions", json=body, headers=auth(key), timeout=CLIENT_TIMEOUT
+    )
     assert response.status_code == 200, response.text
     if not stream:
         data = response.json()
         usage = data["usage"]
         assert data["choices"][0]["finish_reason"] == "stop"
-        return data["choices"][0]["message"]["content"], _tokens(usage, "prompt_tokens", "completion_tokens")
+        return data["choices"][0]["message"]["content"], _tokens(
+            usage, "prompt_tokens", "completion_tokens"
+        )
     frames = sse_data(response.text)
     assert frames[-1] == "[DONE]"
     chunks = frames[:-1]
@@ -57,7 +61,9 @@ def _chat(url: str, key: str, stream: bool) -> tuple[str, tuple[int, int, int]]:
 
 def _responses(url: str, key: str, stream: bool) -> tuple[str, tuple[int, int, int]]:
     body = {"model": "o1", "input": "hi", "stream": stream}
-    response = httpx.post(f"{url}/v1/responses", json=body, headers=auth(key), timeout=CLIENT_TIMEOUT)
+    response = httpx.post(
+        f"{url}/v1/responses", json=body, headers=auth(key), timeout=CLIENT_TIMEOUT
+    )
     assert response.status_code == 200, response.text
     if stream:
         events = sse_data(response.text)
@@ -81,11 +87,15 @@ def _completions(url: str, key: str, stream: bool) -> tuple[str, tuple[int, int,
     body: dict[str, Any] = {"model": "o1", "prompt": "hi", "stream": stream}
     if stream:
         body["stream_options"] = {"include_usage": True}
-    response = httpx.post(f"{url}/v1/completions", json=body, headers=auth(key), timeout=CLIENT_TIMEOUT)
+    response = httpx.post(
+        f"{url}/v1/completions", json=body, headers=auth(key), timeout=CLIENT_TIMEOUT
+    )
     assert response.status_code == 200, response.text
     if not stream:
         data = response.json()
-        return data["choices"][0]["text"], _tokens(data["usage"], "prompt_tokens", "completion_tokens")
+        return data["choices"][0]["text"], _tokens(
+            data["usage"], "prompt_tokens", "completion_tokens"
+        )
     frames = sse_data(response.text)
     assert frames[-1] == "[DONE]"
     text = "".join(c["choices"][0]["text"] for c in frames[:-1] if c.get("choices"))

@@ -30,7 +30,9 @@ def _stop_lines(bridge, reason: str) -> list[dict]:
 
 
 @pytest.mark.parametrize("stream", [True, False], ids=["stream", "non-stream"])
-def test_an_unreadable_event_ends_the_answer_and_stops_the_run(bridge, scripted_dify, stream) -> None:
+def test_an_unreadable_event_ends_the_answer_and_stops_the_run(
+    bridge, scripted_dify, stream
+) -> None:
     before = stats(scripted_dify)["stops"]
     response = httpx.post(
         f"{bridge.url}/v1/chat/completions",
@@ -72,7 +74,10 @@ def test_a_finished_answer_is_never_stopped(bridge, scripted_dify) -> None:
     before = stats(scripted_dify)["stops"]
     for key in ("app-chat", "app-flow-1132", "app-flow-19", "app-workflow"):
         response = httpx.post(
-            f"{bridge.url}/v1/chat/completions", json=CHAT, headers=auth(key), timeout=CLIENT_TIMEOUT
+            f"{bridge.url}/v1/chat/completions",
+            json=CHAT,
+            headers=auth(key),
+            timeout=CLIENT_TIMEOUT,
         )
         assert response.status_code == 200
     assert wait_for(lambda: stats(scripted_dify)["open_streams"] == 0)

@@ -83,7 +83,11 @@ SCRIPTS: dict[str, tuple[str, list[dict[str, Any]], str]] = {
             _workflow_started(),
             _message("Echo: boom"),
             _workflow_finished(),
-            {"event": "message_replace", "answer": "Blocked by moderation.", "reason": "output_moderation"},
+            {
+                "event": "message_replace",
+                "answer": "Blocked by moderation.",
+                "reason": "output_moderation",
+            },
             _message_end(),
         ],
         "hold",
@@ -97,14 +101,20 @@ SCRIPTS: dict[str, tuple[str, list[dict[str, Any]], str]] = {
     # Rec. 44c: input moderation blocked the query; the preset answer, message_end, silence.
     "app-flow-blocked": (
         "advanced-chat",
-        [_message("Blocked by moderation."), _message_end({"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})],
+        [
+            _message("Blocked by moderation."),
+            _message_end({"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}),
+        ],
         "hold",
     ),
     "app-workflow": (
         "workflow",
         [
             _workflow_started(),
-            {"event": "text_chunk", "data": {"text": "Hello there", "from_variable_selector": ["llm", "text"]}},
+            {
+                "event": "text_chunk",
+                "data": {"text": "Hello there", "from_variable_selector": ["llm", "text"]},
+            },
             _workflow_finished(outputs={"text": "Hello there"}),
         ],
         "hold",
@@ -168,7 +178,11 @@ async def _play(
     mode, events, after = SCRIPTS[key]
     ids: dict[str, Any] = {"task_id": str(uuid.uuid4()), "created_at": 1795310372}
     if mode != "workflow":
-        ids |= {"conversation_id": str(uuid.uuid4()), "message_id": str(uuid.uuid4()), "id": str(uuid.uuid4())}
+        ids |= {
+            "conversation_id": str(uuid.uuid4()),
+            "message_id": str(uuid.uuid4()),
+            "id": str(uuid.uuid4()),
+        }
     else:
         ids |= {"workflow_run_id": "run-1"}
     writer.write(
@@ -204,13 +218,30 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sta
                 writer.write(
                     _json_response(
                         200,
-                        {"open_streams": stats.open_streams, "streams": stats.streams, "stops": stats.stops},
+                        {
+                            "open_streams": stats.open_streams,
+                            "streams": stats.streams,
+                            "stops": stats.stops,
+                        },
                     )
                 )
             elif script is None:
-                writer.write(_json_response(401, {"code": "unauthorized", "message": "Access token is invalid", "status": 401}))
+                writer.write(
+                    _json_response(
+                        401,
+                        {
+                            "code": "unauthorized",
+                            "message": "Access token is invalid",
+                            "status": 401,
+                        },
+                    )
+                )
             elif path.startswith("/v1/info"):
-                writer.write(_json_response(200, {"name": key, "description": "", "tags": [], "mode": script[0]}))
+                writer.write(
+                    _json_response(
+                        200, {"name": key, "description": "", "tags": [], "mode": script[0]}
+                    )
+                )
             elif path.startswith("/v1/parameters"):
                 moderated = key in MODERATED
                 writer.write(
@@ -236,7 +267,9 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sta
                 finally:
                     stats.open_streams -= 1
             else:
-                writer.write(_json_response(404, {"code": "not_found", "message": path, "status": 404}))
+                writer.write(
+                    _json_response(404, {"code": "not_found", "message": path, "status": 404})
+                )
             await writer.drain()
     except (ConnectionError, asyncio.IncompleteReadError):
         pass

@@ -54,7 +54,9 @@ def clean_env(**settings: str) -> dict[str, str]:
     return env
 
 
-def wait_until_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = START_TIMEOUT) -> None:
+def wait_until_healthy(
+    url: str, proc: subprocess.Popen, log: Path, timeout: float = START_TIMEOUT
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -144,7 +146,11 @@ def upstream_process(kind: str, *args: str) -> Iterator[str]:
         env = clean_env(PYTHONPATH=str(REPO))
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                commands[kind], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                commands[kind],
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
         try:
