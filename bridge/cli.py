@@ -1,4 +1,4 @@
-"""`dify-bridge serve | check | emulator | models` — a small click CLI."""
+"""`dify-bridge serve | start | check | emulator | models` — a small click CLI."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from bridge.launch.command import start
 from bridge.settings import ConfigError, load_settings
 
 
@@ -22,6 +23,9 @@ def _load(config: str | None, **overrides: object):
 @click.version_option(package_name="dify-openai-bridge")
 def main() -> None:
     """Serve Dify apps as OpenAI chat models."""
+
+
+main.add_command(start)  # bridge/launch/command.py: the bridge, tunnel and Dify, supervised
 
 
 @main.command()
@@ -143,15 +147,23 @@ def check(config: str | None) -> None:
     "--config", "config", type=click.Path(dir_okay=False), default=None, envvar="BRIDGE_CONFIG"
 )
 def models(config: str | None) -> None:
-    """List the model ids clients will see."""
+    """List the model ids clients will see (the same list as GET /v1/models)."""
+    import msgspec
+
     from bridge.routing import ModelRegistry
 
     settings = _load(config)
+    if settings.demo_mode:
+        # What the served app lists in demo mode: the emulator's sample apps as models
+        # (bridge.launch.demo), read from the same DSL files without starting the emulator.
+        from bridge.emulator import EmulatorConfig, create_emulator_app, emulator_apps
+        from bridge.launch.demo import demo_models, dsl_dir
+
+        apps = emulator_apps(create_emulator_app(EmulatorConfig(dsl_dir=dsl_dir(settings))))
+        settings = msgspec.structs.replace(settings, models=demo_models(settings, apps))
     registry = ModelRegistry(settings, settings.dify_api_url or "http://emulator/v1")
     for model_id in registry.listed_ids():
         click.echo(model_id)
-    if settings.demo_mode:
-        click.echo("(demo mode: plus the sample apps of the built-in emulator)", err=True)
 
 
 @main.command()

@@ -32,6 +32,62 @@ def redact_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any
     return {key: _mask(value) for key, value in event_dict.items()}
 
 
+# Client-chosen values are logged bounded: a 1 MB `model` once made a 1 MB access line. The
+# model id as the bridge accepts it (bridge.routing.MAX_MODEL_LENGTH), anything else at a size
+# no real value reaches; tracebacks are whole.
+MAX_MODEL_CHARS = 256
+MAX_FIELD_CHARS = 4096
+_WHOLE = frozenset({"exception", "event"})
+
+
+def _bounded(value: str, limit: int) -> str:
+    return f"{value[:limit]}…(+{len(value) - limit} chars)"
+
+
+def bound_fields(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    for key, value in event_dict.items():
+        if not isinstance(value, str) or key in _WHOLE:
+            continue
+        limit = MAX_MODEL_CHARS if key == "model" else MAX_FIELD_CHARS
+        if len(value) > limit:
+            event_dict[key] = _bounded(value, limit)
+    return event_dict
+
+
+class StructlogHandler(logging.Handler):
+    """Sends stdlib log records (uvicorn's own lines: "Invalid HTTP request received.",
+    start-up failures, tracebacks) through structlog, so the log stays one JSON object per
+    line, masked like every other line (`uvicorn_log_config`)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            if not structlog.is_configured():
+                configure_logging()  # a supervisor process that never built the app
+            extra: dict[str, Any] = {"logger": record.name}
+            if record.exc_info:
+                extra["exc_info"] = record.exc_info
+            structlog.get_logger(record.name).log(record.levelno, record.getMessage(), **extra)
+        except Exception:
+            self.handleError(record)
+
+
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+
+
+def uvicorn_log_config() -> dict[str, Any]:
+    """uvicorn's `log_config`: its loggers write through `StructlogHandler` instead of their
+    plain-text handlers (uvicorn applies it in every worker process too)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {"bridge": {"()": "bridge.logging.StructlogHandler"}},
+        "loggers": {
+            name: {"handlers": ["bridge"], "level": "INFO", "propagate": False}
+            for name in UVICORN_LOGGERS
+        },
+    }
+
+
 def configure_logging(
     level: str = "info", fmt: str = "auto", *, secrets: list[str] | None = None
 ) -> None:
@@ -55,6 +111,7 @@ def configure_logging(
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             # `log.exception(...)`: the traceback as text, masked like everything else.
             structlog.processors.format_exc_info,
+            bound_fields,
             redact_secrets,
             renderer,
         ],

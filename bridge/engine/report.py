@@ -35,6 +35,24 @@ class Usage(msgspec.Struct):
     total_tokens: int = 0
 
 
+class _WireUsage(msgspec.Struct):
+    """Usage as either API writes it: chat/completions (`prompt_tokens`…) or Responses
+    (`input_tokens`…)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def normal(self) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens or self.input_tokens,
+            completion_tokens=self.completion_tokens or self.output_tokens,
+            total_tokens=self.total_tokens,
+        )
+
+
 class _Error(msgspec.Struct):
     code: str | None = None
 
@@ -43,7 +61,7 @@ class _Payload(msgspec.Struct):
     """The parts of a `chat.completion(.chunk)` or error body the access log cares about."""
 
     choices: list[_Choice] = []
-    usage: Usage | None = None
+    usage: _WireUsage | None = None
     error: _Error | None = None
 
 
@@ -142,7 +160,7 @@ class ResponseWatch:
         except (msgspec.DecodeError, msgspec.ValidationError):
             return
         if payload.usage is not None:
-            self.usage = payload.usage
+            self.usage = payload.usage.normal()
         if payload.error is not None:
             self.error_code = payload.error.code or "unknown"
         if self.first_token is None and any(
@@ -153,5 +171,3 @@ class ResponseWatch:
 
     def ms(self, moment: float | None) -> float | None:
         return None if moment is None else round((moment - self.started) * 1000, 1)
-
-

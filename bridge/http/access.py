@@ -29,11 +29,19 @@ from bridge.http.metrics import (
     code_label,
     model_label,
 )
+from bridge.http.refusals import answer_unseen, note_client_gone
 
 log = structlog.get_logger("bridge")
 
 CHAT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
+# Requests answered by a Dify run: their access lines carry stream, ttft and usage. (The
+# bridge_chat_* metrics stay chat completions only, as their names say.)
+ANSWER_PATHS = CHAT_PATHS | frozenset(
+    {"/v1/responses", "/responses", "/v1/completions", "/completions"}
+)
 _DONE = b"data: [DONE]\n\n"
+
+
 def shutdown_error() -> BridgeError:
     return BridgeError(
         503,
@@ -91,11 +99,13 @@ class RequestContext:
         request_id = _request_id(scope)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        chat = scope["method"] == "POST" and scope["path"] in CHAT_PATHS
-        watch = ResponseWatch(chat)
+        answer = scope["method"] == "POST" and scope["path"] in ANSWER_PATHS
+        chat = answer and scope["path"] in CHAT_PATHS
+        watch = ResponseWatch(answer)
         watching(watch)
         finished = False
         streaming = False
+        unseen = False  # the client never sees what the app sends (see observed_send)
 
         def finish() -> None:
             # Called in the task that sent the last byte: for a stream that is Litestar's
@@ -107,11 +117,24 @@ class RequestContext:
             if streaming:
                 ACTIVE_STREAMS.dec()
                 streaming = False
-            _record(scope, watch)
+            _record(scope, watch, chat)
+
+        async def observed_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.disconnect" and not watch.status:
+                note_client_gone(scope)  # gone before any answer (bridge.http.refusals)
+            return message
 
         async def observed_send(message: Message) -> None:
-            nonlocal streaming
+            nonlocal streaming, unseen
             if message["type"] == "http.response.start":
+                if (got := answer_unseen(scope, message["status"])) is not None:
+                    # Nobody receives the app's answer (the edge refused the request, or the
+                    # client left): count and log what the client did get. The server drops
+                    # the message; the Prometheus middleware outside reads the status here.
+                    message = {**message, "status": got[0]}
+                    watch.error_code = got[1]
+                    unseen = True
                 watch.response_start(message)
                 message["headers"] = [
                     *message.get("headers", []),
@@ -122,7 +145,7 @@ class RequestContext:
                     streaming = True
             elif message["type"] == "http.response.body":
                 more_body = message.get("more_body", False)
-                watch.response_body(message.get("body", b""), more_body)
+                watch.response_body(b"" if unseen else message.get("body", b""), more_body)
                 if not more_body:
                     await send(message)
                     finish()
@@ -131,7 +154,7 @@ class RequestContext:
 
         self.in_flight.enter()
         try:
-            await self.app(scope, receive, observed_send)
+            await self.app(scope, observed_receive, observed_send)
         except asyncio.CancelledError:
             # uvicorn cancels what is still running when the shutdown grace period is over:
             # end the response properly instead of cutting the connection mid-frame.
@@ -182,7 +205,7 @@ async def _cut_short(watch: ResponseWatch, send: Send, request_id: str) -> None:
     watch.ended = time.perf_counter()
 
 
-def _record(scope: Scope, watch: ResponseWatch) -> None:
+def _record(scope: Scope, watch: ResponseWatch, chat: bool) -> None:
     context = structlog.contextvars.get_contextvars()
     fields: dict[str, Any] = {
         "method": scope["method"],
@@ -201,12 +224,12 @@ def _record(scope: Scope, watch: ResponseWatch) -> None:
                 completion_tokens=usage.completion_tokens,
                 total_tokens=usage.total_tokens or usage.prompt_tokens + usage.completion_tokens,
             )
-        if watch.error_code:
-            fields["error_code"] = watch.error_code
+    if watch.error_code:
+        fields["error_code"] = watch.error_code
     if watch.ended is None:
         fields["incomplete"] = True
     log.info("request", **fields)
-    if watch.chat:
+    if chat:
         _observe_chat(scope, watch, context.get("model"), usage)
 
 

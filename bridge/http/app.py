@@ -24,6 +24,7 @@ from bridge.http.endpoints import not_found
 from bridge.http.limits import RateLimiting
 from bridge.http.metrics import DifyErrorCounting, MetricsController, prometheus_config
 from bridge.http.readiness import Readiness
+from bridge.http.refusals import CLIENT_CLOSED, client_gone, refusal_of
 from bridge.http.routes.chat import CONVERSATION_HEADER, chat_completions
 from bridge.http.routes.completions import create_completion
 from bridge.http.routes.health import healthz, index, readyz
@@ -40,7 +41,24 @@ def _error_response(error: BridgeError) -> Response[Any]:
     return Response(error.body(), status_code=error.status, headers=error.headers())
 
 
+def _unseen(request: Request, status: int) -> Response[Any] | None:
+    """The log line for an error nobody will receive (bridge.http.refusals): the edge already
+    answered the client, or the client left. The response returned goes nowhere."""
+    refusal = refusal_of(request.scope)
+    if refusal is not None:
+        log.warning(
+            "request_refused", status=refusal.status, code=refusal.code, error=refusal.message
+        )
+        return Response(b"", status_code=refusal.status)
+    if client_gone(request.scope) and status >= 500:
+        log.info("client_closed_request", status=CLIENT_CLOSED)
+        return Response(b"", status_code=CLIENT_CLOSED)
+    return None
+
+
 def _bridge_error(request: Request, exc: BridgeError) -> Response[Any]:
+    if (unseen := _unseen(request, exc.status)) is not None:
+        return unseen
     level = "warning" if exc.status < 500 else "error"
     getattr(log, level)("request_failed", status=exc.status, code=exc.code, error=exc.message)
     return _error_response(exc)
@@ -48,6 +66,8 @@ def _bridge_error(request: Request, exc: BridgeError) -> Response[Any]:
 
 def _http_error(request: Request, exc: HTTPException) -> Response[Any]:
     status = exc.status_code
+    if (unseen := _unseen(request, status)) is not None:
+        return unseen
     if status == 413:
         message = "The request body is too large."
     elif status == 405:
@@ -62,6 +82,9 @@ def _http_error(request: Request, exc: HTTPException) -> Response[Any]:
 
 
 def _unexpected(request: Request, exc: Exception) -> Response[Any]:
+    if refusal_of(request.scope) is not None:
+        return _unseen(request, 500)  # type: ignore[return-value]
+    # A bug stays logged as one, even when the client has left meanwhile.
     log.exception("unexpected_error", error_type=type(exc).__name__)
     return _error_response(
         BridgeError(
@@ -76,8 +99,9 @@ def _unexpected(request: Request, exc: Exception) -> Response[Any]:
 def _secrets(settings: Settings) -> list[str]:
     """Every key the bridge knows, masked verbatim in logs whatever its shape."""
     keys = [*settings.api_keys, *(m.app_key for m in settings.models if m.app_key)]
-    if settings.dify_api_key:
-        keys.append(settings.dify_api_key)
+    for key in (settings.dify_api_key, settings.metrics_key):
+        if key:
+            keys.append(key)
     return keys
 
 

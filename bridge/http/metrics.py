@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import msgspec
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from prometheus_client import Counter, Gauge, Histogram
 
-from bridge.routing import ModelRegistry
+from bridge.errors import unauthorized
+from bridge.routing import ModelRegistry, credential_from_header
 
 PASSTHROUGH_LABEL = "passthrough"
 # A chat request refused before its model was known (bad JSON, bad key, unknown model).
@@ -92,8 +96,21 @@ def prometheus_config() -> PrometheusConfig:
     )
 
 
+def metrics_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Once bridge keys (or `BRIDGE_METRICS_KEY`) exist, `/metrics` needs one of them: model
+    names, traffic and error rates are nobody else's business, also through a tunnel."""
+    registry: ModelRegistry = connection.app.state.registry
+    credential = credential_from_header(connection.headers.get("authorization"))
+    if not registry.may_read_metrics(credential):
+        raise unauthorized(
+            "/metrics needs a key: send a bridge key or the BRIDGE_METRICS_KEY as a bearer "
+            "token in the Authorization header."
+        )
+
+
 class MetricsController(PrometheusController):
     path = "/metrics"
+    guards = [metrics_guard]  # noqa: RUF012 (Litestar reads the class attribute)
 
 
 class _ErrorBody(msgspec.Struct):

@@ -15,7 +15,16 @@ headers of any size. `GuardedHttpProtocol` adds, per connection:
 - OpenAI-shaped JSON instead of uvicorn's plain-text "Invalid HTTP request received." for
   requests the HTTP parser rejects (malformed chunked bodies, Content-Length together with
   Transfer-Encoding, control characters in headers). Those connections are closed: after a
-  framing error nothing that follows on the socket can be trusted.
+  framing error nothing that follows on the socket can be trusted;
+- a lingering close: an answer sent before the request was read to its end (a 413 for a body
+  announced too large, any refusal above) is followed by a half-close, and what the client
+  still sends is read and dropped until it closes, falls silent for `LINGER_IDLE` s, or
+  `request_timeout` has passed. Closing at once would make the kernel answer the unread bytes
+  with a reset, and a client still sending its body would see ECONNRESET instead of the answer
+  (urllib, and every client that sends `Connection: close`);
+- honest accounting: a refusal of a request the app is already serving is noted in its scope
+  (bridge.http.refusals), so the access log and the metrics count the 408/400 the client got,
+  not the 500 the app's "client disconnected prematurely" would be.
 
 `server_config()` builds the uvicorn config `dify-bridge serve` runs (also with `--workers`:
 the config, limits included, is pickled into each worker).
@@ -38,6 +47,8 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from bridge.http.refusals import EdgeRefusal, note_refusal
+from bridge.logging import uvicorn_log_config
 from bridge.settings import Settings
 
 # Descriptors kept back from the connection cap: the listening socket, log files, the store
@@ -95,6 +106,10 @@ def _error_bytes(status: int, message: str, code: str) -> bytes:
     return head.encode("ascii") + body
 
 
+# Lingering close: seconds of silence from the client after which the socket is closed.
+LINGER_IDLE = 2.0
+
+
 # Refusals at the connection cap are logged at most this often (with a count): a flood of
 # connections must not become a flood of log lines too.
 REFUSAL_LOG_INTERVAL = 10.0
@@ -131,24 +146,37 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._head_bytes = 0  # bytes read while in the head (may include a following body)
         self._parsed_head = 0  # request line and headers as parsed
         self._refused = False
+        self._body_pending = False  # a request body is still arriving
+        self._lingering = False
+        self._linger_until = 0.0
+        self._last_read = 0.0
 
     # -- connection life
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         over_cap = len(self.connections) >= self._max_connections
         super().connection_made(transport)
+        self._raw = transport
+        # What uvicorn (and its request cycles) close is this: see _GracefulTransport.
+        self.transport = _GracefulTransport(self, transport)  # type: ignore[assignment]
         if over_cap:
             _note_refused_connection(self.logger, len(self.connections) - 1)
-            self._refuse(503, "The bridge is at its connection limit; retry later.", "overloaded")
+            # No lingering here: the cap exists to free descriptors at once.
+            message = "The bridge is at its connection limit; retry later."
+            self._refuse(503, message, "overloaded", linger=False)
             return
         # A connection that never sends a byte is a stalled head too.
         self._arm(self._head_timed_out)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._lingering = False
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            self._last_read = self.loop.time()  # dropped: the answer has been sent
+            return
         if self._refused:
             return
         if self._in_head:
@@ -192,10 +220,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._head_bytes = 0
+        self._body_pending = True
         self._arm(self._body_timed_out)
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
+        self._body_pending = False
         self._disarm()
         super().on_message_complete()
 
@@ -235,7 +265,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def _body_timed_out(self) -> None:
         self._deadline = None
         if self.cycle is None or self.cycle.response_started or self.cycle.response_complete:
-            self.transport.close()
+            self.transport.close()  # lingers if the answer went out before the body came
             return
         self._refuse(
             408,
@@ -243,10 +273,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             "request_timeout",
         )
 
-    def _refuse(self, status: int, message: str, code: str) -> None:
+    def _refuse(self, status: int, message: str, code: str, *, linger: bool = True) -> None:
         self._refused = True
         self._disarm()
-        if self.transport.is_closing():
+        if self._raw.is_closing() or self._lingering:
             return
         if (
             self.cycle is not None
@@ -255,16 +285,55 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         ):
             # Never write into a response already under way (a stream): just cut it.
             self.cycle.disconnected = True
-            self.transport.close()
+            self._raw.close()
             return
         if self.cycle is not None and not self.cycle.response_complete:
             # The app is waiting for a body that will not come: it sees a disconnect, and
-            # anything it sends after our answer is dropped.
+            # anything it sends after our answer is dropped; what it logs and counts is our
+            # answer, not its "client disconnected prematurely" (bridge.http.refusals).
+            note_refusal(self.cycle.scope, EdgeRefusal(status, code, message))  # type: ignore[arg-type]
             self.cycle.response_complete = True
             self.cycle.disconnected = True
             self.cycle.message_event.set()
-        self.transport.write(_error_bytes(status, message, code))
-        self.transport.close()
+        self._raw.write(_error_bytes(status, message, code))
+        if linger:
+            self._linger()
+        else:
+            self._raw.close()
+
+    # -- lingering close (module docstring)
+
+    def close_gracefully(self) -> None:
+        """Close the connection; linger first if the request's body is still arriving."""
+        if self._raw.is_closing() or self._lingering:
+            return  # closing already, or the linger deadline will
+        if self._body_pending:
+            self._linger()
+        else:
+            self._raw.close()
+
+    def _linger(self) -> None:
+        self._disarm()
+        self._lingering = True
+        self.flow.resume_reading()  # uvicorn pauses reading while a body waits for the app
+        if self._raw.can_write_eof():
+            self._raw.write_eof()  # FIN once the answer has gone out
+        now = self.loop.time()
+        self._linger_until = now + self._timeout
+        self._last_read = now
+        self._deadline = self.loop.call_later(LINGER_IDLE, self._linger_check)
+
+    def _linger_check(self) -> None:
+        self._deadline = None
+        now = self.loop.time()
+        quiet_until = self._last_read + LINGER_IDLE
+        if now >= quiet_until or now >= self._linger_until:
+            self._lingering = False
+            self._raw.close()
+            return
+        self._deadline = self.loop.call_later(
+            min(quiet_until, self._linger_until) - now, self._linger_check
+        )
 
     def _arm(self, callback: Callable[[], None]) -> None:
         self._disarm()
@@ -274,6 +343,22 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
+
+
+class _GracefulTransport:
+    """The connection's transport as uvicorn sees it: `close()` becomes the protocol's
+    lingering close when a request body is still arriving (uvicorn closes after an early
+    answer to a `Connection: close` request, and on its keep-alive and shutdown paths)."""
+
+    def __init__(self, protocol: GuardedHttpProtocol, transport: asyncio.Transport) -> None:
+        self._protocol = protocol
+        self._transport = transport
+
+    def close(self) -> None:
+        self._protocol.close_gracefully()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 class BridgeServerConfig(uvicorn.Config):
@@ -303,6 +388,8 @@ def server_config(
         "host": settings.host,
         "port": settings.port,
         "log_level": "warning",
+        # uvicorn's own lines go through the bridge's structlog set-up (JSON, masked).
+        "log_config": uvicorn_log_config(),
         "access_log": False,
         # On SIGTERM uvicorn stops accepting and lets running requests finish for this long;
         # then it cancels them and bridge.http.access ends each stream with an error chunk.

@@ -20,6 +20,10 @@ EMULATOR_PATH = "/_emulator/v1"
 # much longer is refused here, before it reaches the Dify API (a 64 KB key used to come back
 # from Dify as a retryable 502).
 MAX_CREDENTIAL_LENGTH = 512
+# Longest model name accepted. Real ids are short (`gpt-4o-mini`, `deepseek-r1:70b`, a Dify
+# app's name); the name is echoed in every chunk and logged, so a 1 MB "model" must be a 400,
+# not a 1 MB access line (issue 17).
+MAX_MODEL_LENGTH = 256
 
 
 class ModelRoute(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,6 +64,31 @@ def credential_from_header(authorization: str | None) -> str | None:
             retryable=False,
         )
     return value or None
+
+
+def valid_model_name(model: str) -> bool:
+    """Not over MAX_MODEL_LENGTH and free of control characters (no real id has them)."""
+    return len(model) <= MAX_MODEL_LENGTH and model.isprintable()
+
+
+def check_model_name(model: str) -> None:
+    """400 (param `model`) for a name no client means; the message never echoes it."""
+    if len(model) > MAX_MODEL_LENGTH:
+        raise BridgeError(
+            400,
+            f"The model name is too long ({len(model)} characters; at most {MAX_MODEL_LENGTH}).",
+            param="model",
+            code="invalid_model_name",
+            retryable=False,
+        )
+    if not model.isprintable():
+        raise BridgeError(
+            400,
+            "The model name contains control characters.",
+            param="model",
+            code="invalid_model_name",
+            retryable=False,
+        )
 
 
 def _is_token(value: str) -> bool:
@@ -125,6 +154,7 @@ class ModelRegistry:
 
     def resolve(self, model: str, credential: str | None) -> ModelRoute:
         managed = self.authenticate(credential)
+        check_model_name(model)
         name = self._canonical(model)
         config = self.models.get(name)
         if managed:
@@ -152,6 +182,37 @@ class ModelRegistry:
             target=DifyTarget(options.dify_url or self.base_url, credential),
             managed=False,
         )
+
+    def model_reader(self, credential: str | None) -> bool | None:
+        """Who reads the model list (`/v1/models`, the index page), like OpenAI: once bridge
+        keys exist, a caller who may chat (bridge key → True, passthrough `app-…` key when
+        passthrough is on → False); anyone else gets the 401 a chat would get. Without bridge
+        keys the list is open: None for a caller who brought no usable key."""
+        if self.settings.api_keys:
+            return self.authenticate(credential)
+        try:
+            return self.authenticate(credential)
+        except BridgeError:
+            return None
+
+    def answers_to(self, model: str, reader: bool | None) -> bool:
+        """Whether `GET /v1/models/{model}` says the model exists for this reader: a
+        configured model, an alias or the listed passthrough name; and for a passthrough
+        caller (`reader is False`) any well-formed name, since the caller's own Dify app
+        answers chats under whatever name they send. A default model catches unknown names
+        for chats, but does not make them exist."""
+        if not valid_model_name(model):
+            return False
+        return self.known(model) or reader is False
+
+    def may_read_metrics(self, credential: str | None) -> bool:
+        """`/metrics` is open only while neither bridge keys nor a metrics key exist."""
+        keys = list(self.settings.api_keys)
+        if self.settings.metrics_key:
+            keys.append(self.settings.metrics_key)
+        if not keys:
+            return True
+        return credential is not None and _matches_any(credential, keys)
 
     def known(self, model: str) -> bool:
         name = self._canonical(model)

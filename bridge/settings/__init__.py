@@ -72,6 +72,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: int = 8000
     api_keys: list[str] = msgspec.field(default_factory=list)
+    # A key for Prometheus scrapers: `/metrics` accepts it besides the bridge keys (it grants
+    # nothing else). Once bridge keys or this key exist, `/metrics` needs one of them.
+    metrics_key: str | None = None
     # Clients may bring their own Dify app key (`app-…`). None (not set): on while no bridge
     # keys exist (the zero-config set-up), off once they do — else anyone could still use the
     # bridge with any app key, and probe which keys are valid. `true` keeps it on explicitly.
@@ -151,6 +154,7 @@ ENV_FIELDS: dict[str, str] = {
     "BRIDGE_HOST": "host",
     "BRIDGE_PORT": "port",
     "BRIDGE_API_KEYS": "api_keys",
+    "BRIDGE_METRICS_KEY": "metrics_key",
     "BRIDGE_PASSTHROUGH": "passthrough",
     "BRIDGE_MODEL_NAME": "model_name",
     "BRIDGE_DEFAULT_MODEL": "default_model",

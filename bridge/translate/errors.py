@@ -1,7 +1,8 @@
 """Dify HTTP errors → OpenAI-shaped errors with a status the SDKs classify correctly.
 
 Dify's own `message` is kept (it never contains the key); the `code` says which Dify error it
-was. Everything Dify refuses deterministically stays 4xx with `x-should-retry: false`.
+was. Everything Dify refuses deterministically stays 4xx with `x-should-retry: false`; Dify's
+503 (overloaded, maintenance) stays a retryable 503, any other 5xx becomes 502.
 """
 
 from __future__ import annotations
@@ -62,6 +63,17 @@ def from_dify_error(exc: DifyAPIError, *, managed: bool) -> BridgeError:
         )
     if 400 <= exc.status < 500:
         return BridgeError(400, message, code=code, retryable=False)
+    if exc.status == 503:
+        # Dify (or the proxy in front of it) is overloaded or in maintenance: a retry later
+        # may well succeed, and clients back off on 503, so it is passed on as such.
+        return BridgeError(
+            503,
+            f"Dify is unavailable: {message}",
+            type="server_error",
+            code=code,
+            retryable=True,
+            headers={"retry-after": "5"},
+        )
     return BridgeError(502, f"Dify failed: {message}", type="server_error", code=code)
 
 

@@ -119,7 +119,7 @@ def test_streamed_housekeeping_is_a_short_normal_stream(client, journal):
 
 def test_counted_in_metrics(client, bridge_url):
     client.chat.completions.create(model="o1", messages=prompts.NEXTCHAT_TITLE)
-    metrics = httpx.get(f"{bridge_url}/metrics").text
+    metrics = httpx.get(f"{bridge_url}/metrics", headers={"Authorization": f"Bearer {BRIDGE_KEY}"}).text
     assert (
         'bridge_housekeeping_requests_total{action="local",client="nextchat",task="title"}'
         in metrics

@@ -86,7 +86,7 @@ def test_routes_without_the_v1_prefix(bridge_url):
     client = openai.OpenAI(base_url=bridge_url, api_key=BRIDGE_KEY, max_retries=0)
     assert client.chat.completions.create(model="o1", messages=ask("hi")).choices[0].message.content == "喵"
     assert httpx.get(f"{bridge_url}/healthz").json() == {"status": "ok"}
-    index = httpx.get(f"{bridge_url}/").json()
+    index = httpx.get(f"{bridge_url}/", headers={"Authorization": f"Bearer {BRIDGE_KEY}"}).json()
     assert "o1" in index["models"]
 
 

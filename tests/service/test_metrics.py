@@ -12,8 +12,8 @@ from tests.service.conftest import BRIDGE_KEY, make_bridge
 from tests.support.servers import serve_in_thread
 
 
-def scrape(url: str) -> dict[tuple[str, frozenset], float]:
-    text = httpx.get(f"{url}/metrics").text
+def scrape(url: str, key: str = BRIDGE_KEY) -> dict[tuple[str, frozenset], float]:
+    text = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {key}"}).text
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
         for family in text_string_to_metric_families(text)

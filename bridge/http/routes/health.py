@@ -7,8 +7,9 @@ from typing import Any
 
 from litestar import Request, Response, get
 
+from bridge.errors import BridgeError
 from bridge.http.readiness import Readiness
-from bridge.routing import ModelRegistry
+from bridge.routing import ModelRegistry, credential_from_header
 
 
 @get("/healthz")
@@ -26,14 +27,21 @@ async def readyz(request: Request) -> Response[dict[str, Any]]:
 
 @get("/")
 async def index(request: Request) -> dict[str, Any]:
+    """What this is. The models are listed only to a caller who may list them (like
+    `/v1/models`): once bridge keys exist, the page is public but the model names are not."""
     registry: ModelRegistry = request.app.state.registry
     settings = registry.settings
-    return {
+    page: dict[str, Any] = {
         "name": "dify-openai-bridge",
         "version": version("dify-openai-bridge"),
         "description": "Serves Dify apps as OpenAI chat models.",
         "openai_base_url": str(request.base_url).rstrip("/") + "/v1",
-        "models": registry.listed_ids(),
+        "api_key_required": bool(settings.api_keys),
         "passthrough": settings.passthrough,
         "dify": "built-in emulator" if settings.demo_mode else "configured",
     }
+    try:
+        registry.model_reader(credential_from_header(request.headers.get("authorization")))
+    except BridgeError:
+        return page
+    return {**page, "models": registry.listed_ids()}
