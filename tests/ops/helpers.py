@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import site
 import subprocess
 import sys
 import textwrap
@@ -180,21 +181,41 @@ def _stat_fields(pid: int) -> list[str]:
 
 
 def make_fake_venv(root: Path, bridge_mode: str = "serve") -> Path:
-    """A venv-shaped folder for startup.sh tests that must not depend on the real bridge:
-    bin/python is the test interpreter, bin/dify-bridge a tiny stand-in.
+    """A venv-shaped folder for startup.sh tests that must not depend on the real bridge
+    serving: bin/python is the test interpreter (made a venv of its own by a pyvenv.cfg, with
+    the test environment's packages on its path), bin/dify-bridge a stand-in.
 
-    bridge_mode "serve": answers 200 on every GET (so /healthz) and spawns a child `sleep`
-    in its process group; "exit3": exits with status 3 at once. With FAKE_BRIDGE_RECORD=FILE
-    it writes its arguments and DIFY_API_URL there as JSON."""
+    `dify-bridge start` runs the real launcher (bridge/launch/), which starts the bridge as
+    `<venv>/bin/dify-bridge serve`, i.e. the stand-in again: bridge_mode "serve" answers 200 on
+    every GET (so /healthz) and spawns a child `sleep` in its process group; "exit3" exits
+    with status 3 at once. With FAKE_BRIDGE_RECORD=FILE `serve` writes its arguments and
+    DIFY_API_URL there as JSON."""
     bin_dir = root / "bin"
     bin_dir.mkdir(parents=True)
     (bin_dir / "python").symlink_to(sys.executable)
+    # A venv of its own, so the launcher's sys.executable is this bin/python and the bridge
+    # it starts is the stand-in beside it; the real packages come in through a .pth file.
+    base_bin = Path(sys.base_prefix) / ("Scripts" if os.name == "nt" else "bin")
+    (root / "pyvenv.cfg").write_text(
+        f"home = {base_bin}\ninclude-system-site-packages = false\n"
+        f"version = {'.'.join(map(str, sys.version_info[:3]))}\n"
+    )
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site_dir = root / "lib" / version / "site-packages"
+    site_dir.mkdir(parents=True)
+    (site_dir / "outer-env.pth").write_text(
+        "".join(f"import site; site.addsitedir({d!r})\n" for d in site.getsitepackages())
+        + f"import sys; sys.path.append({str(REPO)!r})\n"
+    )
     bridge = bin_dir / "dify-bridge"
     bridge.write_text(
-        f"#!{sys.executable}\n"
+        f"#!{bin_dir / 'python'}\n"
         + textwrap.dedent(
             f"""
             import http.server, subprocess, sys
+            if sys.argv[1:2] != ["serve"]:
+                from bridge.cli import main
+                sys.exit(main())
             if {bridge_mode!r} == "exit3":
                 print("fake bridge: failing on purpose", file=sys.stderr)
                 sys.exit(3)

@@ -59,6 +59,12 @@ def _system_path_without(*commands: str) -> str:
     return path
 
 
+def _repo_venv_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The repo's own venv, pre-installed: everything after the venv step is `dify-bridge
+    start`, and a test must never run pip."""
+    return script_env(tmp_path, BRIDGE_VENV=str(REPO / ".venv"), BRIDGE_SKIP_INSTALL="1", **extra)
+
+
 def _assert_no_leftovers(env: dict[str, str], timeout: float = 10) -> None:
     """Every process startup.sh started inherited the marker variable, re-parented or not;
     none may be alive (zombies excluded) once the script has exited."""
@@ -74,23 +80,34 @@ def _assert_no_leftovers(env: dict[str, str], timeout: float = 10) -> None:
 
 def test_script_is_executable_and_has_help(tmp_path: Path) -> None:
     assert os.access(SCRIPT, os.X_OK)
-    result = run_script(["--help"], script_env(tmp_path), cwd=tmp_path)
+    env = _repo_venv_env(tmp_path)
+    result = run_script(["--help"], env, cwd=tmp_path)
     assert result.returncode == 0
     for option in ("--tunnel", "--with-dify", "--host", "--port", "BRIDGE_VENV"):
         assert option in result.stdout
+    # Issue 17: the download override was used but documented nowhere.
+    assert "BRIDGE_CLOUDFLARED_URL" in result.stdout
+    assert "BRIDGE_CLOUDFLARED_SHA256" in result.stdout  # from `dify-bridge start --help`
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--bogus"], "unknown option: --bogus"),
-        (["--port", "abc"], "--port must be a number"),
-        (["--port", "70000"], "--port must be 1-65535"),
-        (["--port"], "--port needs a value"),
+        # click's wording since the options are `dify-bridge start`'s.
+        (["--bogus"], "No such option '--bogus'"),
+        (["--port", "abc"], "Invalid value for '--port': must be a number"),
+        (["--port", "70000"], "Invalid value for '--port': must be 1-65535"),
+        (["--port"], "Option '--port' requires an argument"),
+        (["stray"], "unexpected argument 'stray'"),
+        (["--model", "m"], "--model needs a --dsl FILE before it"),
+        (["--dsl", "a.yml", "--dsl", "b.yml", "--model", "m"], "give each --dsl its --model"),
     ],
 )
 def test_bad_arguments_fail_clearly(tmp_path: Path, args: list[str], message: str) -> None:
-    result = run_script(args, script_env(tmp_path), cwd=tmp_path)
+    # The options are checked by `dify-bridge start`, after the venv step: use the repo's
+    # installed venv and never pip.
+    env = _repo_venv_env(tmp_path)
+    result = run_script(args, env, cwd=tmp_path)
     assert result.returncode != 0
     assert message in result.stderr
 
@@ -108,7 +125,7 @@ def test_with_dify_without_docker_engine(tmp_path: Path) -> None:
         "exit 1\n"
     )
     docker.chmod(0o755)
-    env = script_env(tmp_path, PATH=_path_with(bin_dir))
+    env = _repo_venv_env(tmp_path, PATH=_path_with(bin_dir))
     result = run_script(["--with-dify"], env, cwd=tmp_path)
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
@@ -118,7 +135,7 @@ def test_with_dify_without_docker_engine(tmp_path: Path) -> None:
 
 
 def test_with_dify_without_docker_installed(tmp_path: Path) -> None:
-    env = script_env(tmp_path, PATH=_system_path_without("docker"))
+    env = _repo_venv_env(tmp_path, PATH=_system_path_without("docker"))
     result = run_script(["--with-dify"], env, cwd=tmp_path)
     assert result.returncode != 0
     assert "'docker' is not installed" in result.stderr
@@ -132,6 +149,8 @@ def test_tunnel_without_cloudflared_and_no_network(tmp_path: Path) -> None:
         BRIDGE_VENV=str(REPO / ".venv"),
         BRIDGE_SKIP_INSTALL="1",
         BRIDGE_CLOUDFLARED_URL=f"http://127.0.0.1:{closed}/cloudflared-linux-amd64",
+        # Where the published SHA-256 would be read: closed too, never api.github.com.
+        BRIDGE_CLOUDFLARED_RELEASE_URL=f"http://127.0.0.1:{closed}/release.json",
     )
     result = run_script(["--tunnel", "--port", str(free_port())], env, cwd=tmp_path)
     assert result.returncode != 0
