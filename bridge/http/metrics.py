@@ -66,6 +66,13 @@ UPSTREAM_ERRORS = Counter(
     ["code"],
 )
 
+EDGE_REFUSALS = Counter(
+    "bridge_edge_refusals_total",
+    "Requests and connections the server's edge answered itself (slow heads or bodies, "
+    "oversized heads, malformed HTTP, the connection cap), by the status sent and its code.",
+    ["status", "code"],
+)
+
 _CODE = re.compile(r"[a-z0-9_]{1,48}")
 
 

@@ -52,6 +52,6 @@ def answer_unseen(scope: Any, app_status: int) -> tuple[int, str] | None:
     refusal = refusal_of(scope)
     if refusal is not None:
         return refusal.status, refusal.code
-    if client_gone(scope) and app_status >= 500:
+    if app_status == CLIENT_CLOSED or (client_gone(scope) and app_status >= 500):
         return CLIENT_CLOSED, "client_closed_request"
     return None

@@ -47,6 +47,7 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from bridge.http.metrics import EDGE_REFUSALS
 from bridge.http.refusals import EdgeRefusal, note_refusal
 from bridge.logging import uvicorn_log_config
 from bridge.settings import Settings
@@ -296,6 +297,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.cycle.disconnected = True
             self.cycle.message_event.set()
         self._raw.write(_error_bytes(status, message, code))
+        EDGE_REFUSALS.labels(str(status), code).inc()
         if linger:
             self._linger()
         else:

@@ -62,7 +62,11 @@ async def running_emulator(settings: Settings) -> AsyncIterator[tuple[str, dict[
     app = create_emulator_app(EmulatorConfig(dsl_dir=dsl_dir(settings)))
     port = _free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        # log_config=None: this server shares the bridge's process, whose logging
+        # (uvicorn's loggers through structlog, bridge.logging) it must not reconfigure.
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", log_config=None
+        )
     )
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
