@@ -128,6 +128,8 @@ def check(config: str | None) -> None:
     report = asyncio.run(check_config(settings))
     where = "the built-in emulator, demo mode" if report.demo else "DIFY_API_URL"
     click.echo(f"Dify: {report.dify_url} ({where})")
+    for line in report.version_lines:
+        click.echo(line)
     if report.dify_problem:
         click.echo(f"Dify: FAIL: {report.dify_problem}")
     if report.models:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import itertools
+import re
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -39,13 +40,23 @@ class DifyTarget(msgspec.Struct, frozen=True):
 
 
 class DifyAPIError(Exception):
-    """Dify answered with an error body `{"code", "message", "status"}` (or something else)."""
+    """Dify answered with an error. `code` is Dify's error code (`invalid_param` for a body
+    that the 1.8-1.10 era sent without one); `message` is Dify's text without flask-restx's
+    404 "did you mean" hint; `params`/`errors` name the offending body fields when Dify did."""
 
-    def __init__(self, status: int, code: str | None, message: str) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str | None,
+        message: str,
+        *,
+        fields: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(f"Dify {status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
+        self.fields = fields or {}
 
 
 class DifyUnreachable(Exception):
@@ -68,9 +79,26 @@ class AppInfo(msgspec.Struct, kw_only=True):
 
 
 class _ErrorBody(msgspec.Struct, kw_only=True):
+    """Every error body shape Dify has had (dify-versions.md §1.6, §2.1, §2.5, §2.6). A
+    request-body validation error is, by era:
+
+    - ≤ 1.7: `{code: "invalid_param", message, params: <field>}`;
+    - 1.8 – 1.10: `{message: "Input payload validation failed", errors: {<field>: <text>}}`,
+      no `code`;
+    - ≥ 1.11: `{code: "invalid_param", message: <pydantic text>, status: 400}`.
+
+    Other errors are `{code, message, status}` on every version."""
+
     code: str | None = None
     message: str | None = None
     status: int | None = None
+    params: str | None = None
+    errors: dict[str, Any] | None = None
+
+
+# flask-restx (Dify ≥ 1.8) appends this to every 404 message; it names Dify's own routes and
+# means nothing to a client of the bridge, and it breaks comparisons on the message.
+_NOT_FOUND_HINT = re.compile(r"\s*You have requested this URI \[.*$", re.DOTALL)
 
 
 def _error_from_response(response: httpx.Response, body: bytes) -> DifyAPIError:
@@ -80,8 +108,19 @@ def _error_from_response(response: httpx.Response, body: bytes) -> DifyAPIError:
         return DifyAPIError(
             response.status_code, None, f"Dify answered HTTP {response.status_code}"
         )
-    message = parsed.message or f"Dify answered HTTP {response.status_code}"
-    return DifyAPIError(response.status_code, parsed.code, message)
+    message = _NOT_FOUND_HINT.sub("", parsed.message or "").strip()
+    fields = {str(k): str(v) for k, v in (parsed.errors or {}).items()}
+    code = parsed.code
+    if parsed.errors and code is None and response.status_code == 400:
+        # 1.8-1.10 dropped the code of body validation errors; every other era says
+        # invalid_param for the same refusal, so the rest of the bridge sees one code.
+        code = "invalid_param"
+        details = "; ".join(f"{k}: {v}" for k, v in fields.items())
+        message = f"{message}: {details}" if message and details else message or details
+    if parsed.params and parsed.params not in fields:
+        fields[parsed.params] = message
+    message = message or f"Dify answered HTTP {response.status_code}"
+    return DifyAPIError(response.status_code, code, message, fields=fields)
 
 
 @contextlib.contextmanager

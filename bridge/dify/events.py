@@ -44,6 +44,14 @@ class MessageFile(_Event, tag="message_file"):
     type: str = ""
     belongs_to: str | None = None
     url: str = ""
+    # Dify 1.11.2-1.12.x send a chat/completion app's answer chunks as `message_file` events
+    # carrying `answer` and no `url` when the message has any file, user uploads included
+    # (dify-versions.md §2.6, dify#31888): such an event is answer text, not a file.
+    answer: str | None = None
+
+    @property
+    def is_text(self) -> bool:
+        return self.answer is not None and not self.url
 
 
 class DifyUsage(Struct, kw_only=True):

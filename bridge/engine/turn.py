@@ -49,6 +49,6 @@ def with_call(turn: PreparedTurn, mode: str) -> PreparedTurn:
         query_input=turn.route.config.query_input,
         conversation_id=plan.conversation_id if mode in CHAT_MODES else None,
         files=turn.files,
-        auto_generate_name=not turn.context.background,
+        auto_generate_name=turn.route.config.auto_generate_name and not turn.context.background,
     )
     return msgspec.structs.replace(turn, mode=mode, call=call)

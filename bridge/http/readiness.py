@@ -16,6 +16,7 @@ import httpx
 import msgspec
 
 from bridge.dify.client import DifyTarget
+from bridge.dify.versions import ServerVersions, limitations
 from bridge.routing import ModelRegistry
 
 PROBE_TIMEOUT = 5.0
@@ -24,6 +25,8 @@ PROBE_TIMEOUT = 5.0
 class Check(msgspec.Struct, kw_only=True, omit_defaults=True):
     ok: bool
     detail: str | None = None  # why it failed; never a key
+    version: str | None = None  # Dify's `server_version` (the dify check only)
+    lacks: list[str] | None = None  # what that release does not have (dify/versions.py)
 
 
 class ReadinessReport(msgspec.Struct, kw_only=True):
@@ -86,6 +89,7 @@ class Readiness:
         self._ttl = ttl
         self._last: ReadinessReport | None = None
         self._lock = asyncio.Lock()
+        self._versions = ServerVersions(http)
 
     async def report(self) -> ReadinessReport:
         async with self._lock:
@@ -101,10 +105,15 @@ class Readiness:
             model.id: DifyTarget(model.dify_url or registry.base_url, model.app_key or "")
             for model in managed
         }
-        dify, *keys = await asyncio.gather(
+        dify, version, *keys = await asyncio.gather(
             probe_dify(self._http, registry.base_url),
+            self._versions.get(registry.base_url),
             *(probe_key(self._http, target) for target in targets.values()),
         )
+        if version:
+            dify = msgspec.structs.replace(
+                dify, version=version, lacks=limitations(version) or None
+            )
         return ReadinessReport(
             dify=dify, models=dict(zip(targets, keys, strict=True)), checked_at=time.monotonic()
         )

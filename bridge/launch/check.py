@@ -22,6 +22,8 @@ from bridge.dify.client import (
     DifyTimeout,
     DifyUnreachable,
 )
+from bridge.dify.versions import fetch_server_version, limitations
+from bridge.engine.modes import AppModeCache
 from bridge.http.readiness import probe_dify
 from bridge.routing import ModelRegistry
 from bridge.settings import Settings
@@ -58,6 +60,16 @@ class CheckReport(msgspec.Struct, kw_only=True):
     demo: bool
     dify_problem: str | None
     models: list[ModelCheck]
+    dify_version: str | None = None  # `server_version` from GET /v1/
+
+    @property
+    def version_lines(self) -> list[str]:
+        """The Dify release and, one line each, what it lacks (dify/versions.py)."""
+        if self.dify_version is None:
+            return ["Dify version: unknown (GET /v1/ did not say)"] if not self.dify_problem else []
+        return [f"Dify version: {self.dify_version}"] + [
+            f"  note: {text}" for text in limitations(self.dify_version)
+        ]
 
     @property
     def ok(self) -> bool:
@@ -97,6 +109,9 @@ async def _check_model(
         return result
     result.app_name = info.name
     result.actual_mode = info.mode
+    if info.mode is None:  # Dify < 1.4 has no mode in /info: ask without running the app
+        with contextlib.suppress(DifyAPIError, DifyUnreachable, DifyTimeout):
+            result.actual_mode = await AppModeCache(dify, ttl=0).probe(target)
     result.inputs = form_inputs(parameters)
     return result
 
@@ -119,7 +134,9 @@ async def check_config(settings: Settings) -> CheckReport:
         timeout = httpx.Timeout(10.0, connect=min(settings.connect_timeout, 10.0))
         async with httpx.AsyncClient(timeout=timeout, trust_env=False) as http:
             dify = DifyClient(http)
-            reachable = await probe_dify(http, base_url)
+            reachable, version = await asyncio.gather(
+                probe_dify(http, base_url), fetch_server_version(http, base_url)
+            )
             models = await asyncio.gather(
                 *(
                     _check_model(
@@ -139,6 +156,7 @@ async def check_config(settings: Settings) -> CheckReport:
         demo=settings.demo_mode,
         dify_problem=reachable.detail if not reachable.ok else None,
         models=list(models),
+        dify_version=version,
     )
 
 

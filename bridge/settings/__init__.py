@@ -54,6 +54,10 @@ class ModelConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # answers them in the bridge without a Dify run, `run` sends them to the app like any
     # request, `reject` refuses them with a 400.
     background_tasks: BackgroundTasksMode = "local"
+    # Ask Dify to name a new conversation (`auto_generate_name`). Dify <= 1.10 keeps the stream
+    # open after the answer while its model writes the title (the bridge answers at the terminal
+    # event anyway); false saves that LLM call and leaves conversations unnamed.
+    auto_generate_name: bool = True
     # Written by `dify-bridge provision` (docs/provisioning.md): the Dify app this model was
     # imported as and the sha256 of its DSL file, so a re-run finds the app instead of
     # importing a duplicate. The bridge itself does not use them.

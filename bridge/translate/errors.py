@@ -1,8 +1,26 @@
 """Dify HTTP errors → OpenAI-shaped errors with a status the SDKs classify correctly.
 
-Dify's own `message` is kept (it never contains the key); the `code` says which Dify error it
-was. Everything Dify refuses deterministically stays 4xx with `x-should-retry: false`; Dify's
-503 (overloaded, maintenance) stays a retryable 503, any other 5xx becomes 502.
+Dify's own `message` is kept (it never contains the key; `DifyAPIError` already dropped the
+1.8+ "did you mean" 404 hint and gave 1.8-1.10's code-less 400s the code `invalid_param`); the
+`code` says which Dify error it was.
+
+| Dify answer (every release)                  | client gets                              |
+|----------------------------------------------|------------------------------------------|
+| 401 (bad/missing key)                        | 401 `invalid_api_key`                    |
+| 403 (app gone, disabled, archived)           | 403 `permission_error`, Dify's code      |
+| 404 "Conversation Not Exists."               | 404 `conversation_not_found`             |
+| other 404                                    | 404, Dify's code                         |
+| 413                                          | 413, Dify's code                         |
+| 400 `invalid_param` "Too many requests…" (1) | 429 `rate_limit_exceeded`, Retry-After   |
+| 429 `too_many_requests`                      | 429 `rate_limit_exceeded`, Retry-After   |
+| other 429 (cloud billing `rate_limit_error`) | 429 `insufficient_quota`, not retryable  |
+| 400 wrong-mode codes                         | 400 with a hint about `mode`             |
+| other 4xx                                    | 400, Dify's code, not retryable          |
+| 503                                          | 503, retryable, Retry-After              |
+| other 5xx                                    | 502                                      |
+
+(1) The app's concurrency limit (`max_active_requests`): Dify's handler catches it as a
+ValueError, so it is a 400 on every release (dify-versions.md §1.6), but a retry later works.
 """
 
 from __future__ import annotations
@@ -13,6 +31,9 @@ from collections.abc import Iterator
 from bridge.dify.client import DifyAPIError, DifyTimeout, DifyUnreachable
 from bridge.errors import BridgeError
 
+# Dify's AppInvokeQuotaExceededError text (`libs/external_api.py`: a ValueError, so 400
+# invalid_param on every release): "Too many requests. Please try again later."
+_CONCURRENCY_LIMIT = "too many requests"
 _WRONG_MODE = {"not_chat_app", "not_workflow_app", "not_completion_app", "app_unavailable"}
 
 
@@ -42,8 +63,9 @@ def from_dify_error(exc: DifyAPIError, *, managed: bool) -> BridgeError:
         return BridgeError(404, message, code=code, retryable=False)
     if exc.status == 413:
         return BridgeError(413, message, code=code, retryable=False)
-    if exc.status == 429:
-        if code == "too_many_requests":  # the app's concurrency limit: worth a retry
+    concurrency = exc.status == 400 and exc.message.lower().startswith(_CONCURRENCY_LIMIT)
+    if exc.status == 429 or concurrency:
+        if code == "too_many_requests" or concurrency:  # the app's concurrency limit: retry
             return BridgeError(
                 429,
                 message,

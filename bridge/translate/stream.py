@@ -263,6 +263,8 @@ class StreamTranslator:
                 out.extend(self._reasoning(data.reasoning))
                 if data.is_final:
                     out.extend(self._end_reasoning())
+            case ev.MessageFile(answer=text) if event.is_text:
+                out.extend(self._text(text or ""))
             case ev.MessageFile(belongs_to=owner) if owner in (None, "assistant"):
                 self._files.add(
                     file_from_message_file(event.id, event.type, event.url, self._files_base)
