@@ -3,8 +3,10 @@ and checks that a process is gone (through /proc or os.kill, no psutil)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -80,7 +82,9 @@ class Launcher:
         env: dict[str, str],
         cwd: Path,
         command: list[str] | None = None,
+        recorded: tuple[Path, ...] = (),
     ) -> None:
+        self.recorded = recorded  # stand-ins' record files: teardown's safety net
         spec = json.dumps({"options": options, "command": command or BRIDGE_COMMAND})
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _DRIVER, spec],
@@ -122,9 +126,15 @@ class Launcher:
         return code
 
     def kill(self) -> None:
+        """Teardown's last resort, also for the stand-ins a failed test may have left."""
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+        for path in self.recorded:
+            for record in records(path):
+                for pid in (record["pid"], record["child"]):
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
 
 
 def launch_env(tmp_path: Path, **extra: str) -> dict[str, str]:

@@ -274,6 +274,10 @@ def test_tunnel_end_to_end_and_clean_shutdown(tmp_path: Path) -> None:
     try:
         running.wait_for("Press Ctrl-C to stop.", timeout=90)
         out = running.output
+        # A first run (no ./data yet) says it made a key, and nothing else about the file
+        # (issue 17: "line 454: …/data/tunnel-api-key: No such file or directory").
+        assert "generated an API key for the public tunnel" in out
+        assert "No such file or directory" not in out
 
         # What to paste into FastGPT.
         match = BASE_URL_RE.search(out)
