@@ -3,7 +3,10 @@ and point at files that exist. No Docker engine needed."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -103,6 +106,52 @@ def test_compose_bridge_and_tunnel() -> None:
         assert name in (compose.get("volumes") or {}), f"undeclared volume {name}"
 
 
+# compose's "required" interpolation: `${VAR:?message}` stops every compose command when VAR
+# is unset or empty.
+_REQUIRED = re.compile(r"^BRIDGE_API_KEYS=\$\{BRIDGE_API_KEYS:\?[^}]+\}$")
+
+
+def test_compose_tunnel_is_never_open() -> None:
+    """The tunnel publishes the bridge to the internet: compose must refuse to start it without
+    bridge keys (issue 17), as `scripts/startup.sh --tunnel` never publishes an open bridge."""
+    compose = _load("compose.yaml")
+    assert "tunnel" in compose["services"]
+    environment = compose["services"]["bridge"]["environment"]
+    assert isinstance(environment, list)
+    required = [entry for entry in environment if entry.startswith("BRIDGE_API_KEYS")]
+    assert len(required) == 1 and _REQUIRED.match(required[0]), required
+    assert "BRIDGE_API_KEYS" in required[0].split(":?", 1)[1]  # the error names what to set
+    # No other file may switch the tunnel's bridge back to open.
+    overlay = _load("compose.dify-network.yaml")["services"]["bridge"]["environment"]
+    assert "BRIDGE_API_KEYS" not in overlay
+
+
+def _compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["docker", "compose", "-f", str(DOCKER / "compose.yaml"), "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+
+
+def test_compose_itself_refuses_the_tunnel_without_keys() -> None:
+    """The same with compose's own interpolation, where the compose plugin is installed (no
+    engine needed for `config`)."""
+    base = {k: v for k, v in os.environ.items() if k != "BRIDGE_API_KEYS"}
+    if not shutil.which("docker") or _compose_config(base | {"BRIDGE_API_KEYS": "x"}).returncode:
+        pytest.skip("docker compose is not installed")
+    for env in (base, base | {"BRIDGE_API_KEYS": ""}):
+        refused = _compose_config(env)
+        assert refused.returncode != 0
+        assert "BRIDGE_API_KEYS" in refused.stderr
+    accepted = _compose_config(base | {"BRIDGE_API_KEYS": "sk-test-key"})
+    assert accepted.returncode == 0, accepted.stderr
+    bridge = json.loads(accepted.stdout)["services"]["bridge"]
+    assert bridge["environment"]["BRIDGE_API_KEYS"] == "sk-test-key"
+
+
 def test_compose_dify_network_overlay() -> None:
     overlay = _load("compose.dify-network.yaml")
     base = _load("compose.yaml")
@@ -137,7 +186,8 @@ def test_docker_readme_documents_every_env_var() -> None:
     missing = (set(contract) | set(ENV_FIELDS)) - table_rows
     assert not missing, f"env vars missing from docker/README.md's table: {sorted(missing)}"
     compose_env = _load("compose.yaml")["services"]["bridge"]["environment"]
-    for name in compose_env:
+    for entry in compose_env:
+        name = entry.split("=", 1)[0]
         assert name in table_rows, name
     for name in ("compose.yaml", "compose.dify-network.yaml", "Dockerfile"):
         assert f"`{name}`" in readme
