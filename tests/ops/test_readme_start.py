@@ -11,7 +11,7 @@ def _section(title: str) -> str:
     text = (REPO / "README.md").read_text(encoding="utf-8")
     match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## )", text, re.M | re.S)
     assert match, f"README.md has no '## {title}' section"
-    return match.group(1)
+    return " ".join(match.group(1).split())  # line breaks of the prose do not matter
 
 
 def test_demo_section_explains_code_reasoning_and_zero_usage() -> None:
