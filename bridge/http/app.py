@@ -17,6 +17,7 @@ from litestar.middleware.base import DefineMiddleware
 from bridge.conversations import open_store
 from bridge.conversations.responses import open_response_store
 from bridge.dify.client import DifyClient
+from bridge.dify.control_transport import ControlTransport
 from bridge.engine import ChatService
 from bridge.errors import BridgeError
 from bridge.http.access import InFlight, RequestContext
@@ -126,18 +127,25 @@ STREAMS_PER_POOL = 512
 
 
 def _dify_http(
-    settings: Settings, connections: int, transport: httpx.AsyncBaseTransport | None
+    settings: Settings,
+    connections: int,
+    transport: httpx.AsyncBaseTransport | None,
+    *,
+    control: bool = False,
 ) -> httpx.AsyncClient:
     """A client towards Dify with its own pool of `connections`; waiting for a free slot is
-    bounded by the connect timeout like any other wait."""
+    bounded by the connect timeout like any other wait. Control calls (stop, /info, …) go
+    through the lean h11 transport (bridge.dify.control_transport)."""
     timeout = httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout)
-    limits = httpx.Limits(
-        max_connections=connections, max_keepalive_connections=min(connections, 256)
-    )
+    if transport is None and control:
+        transport = ControlTransport()
+    elif transport is None:
+        limits = httpx.Limits(
+            max_connections=connections, max_keepalive_connections=min(connections, 256)
+        )
+        transport = httpx.AsyncHTTPTransport(limits=limits)
     return httpx.AsyncClient(
-        timeout=timeout,
-        trust_env=False,
-        transport=DifyErrorCounting(transport or httpx.AsyncHTTPTransport(limits=limits)),
+        timeout=timeout, trust_env=False, transport=DifyErrorCounting(transport)
     )
 
 
@@ -173,7 +181,7 @@ def create_app(
                 for _ in range(shards)
             ]
             control = await stack.enter_async_context(
-                _dify_http(settings, settings.control_connections, dify_transport)
+                _dify_http(settings, settings.control_connections, dify_transport, control=True)
             )
             # Readiness probes get their own client: short timeouts, and their expected 401s
             # are not Dify errors worth counting.
