@@ -43,17 +43,29 @@ class _Port(click.ParamType):
     name = "PORT"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        # The messages startup.sh always gave (and its tests and users know).
         text = str(value).strip()
         if not text.isdigit():
-            self.fail(f"must be a number, got {text!r}", param, ctx)
+            raise click.UsageError(f"--port must be a number, got '{text}'", ctx)
         if not 1 <= int(text) <= 65535:
-            self.fail(f"must be 1-65535, got {text}", param, ctx)
+            raise click.UsageError(f"--port must be 1-65535, got {text}", ctx)
         return int(text)
 
 
 class _StartCommand(click.Command):
     """Remembers the order of --dsl and --model on the command line (click keeps only each
     option's values), so a --model belongs to the --dsl right before it."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # startup.sh's wording for the two mistakes people make most.
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            raise click.UsageError(f"unknown option: {exc.option_name} (see --help)", ctx) from exc
+        except click.BadOptionUsage as exc:
+            if "requires" not in exc.message:  # "Option '--x' requires an argument."
+                raise
+            raise click.UsageError(f"{exc.option_name} needs a value (see --help)", ctx) from exc
 
     def make_parser(self, ctx: click.Context) -> Any:
         parser = super().make_parser(ctx)
@@ -69,19 +81,20 @@ class _StartCommand(click.Command):
         return parser
 
 
-def _check_pairs(ctx: click.Context) -> None:
+def _check_pairs(ctx: click.Context, models: tuple[str, ...]) -> None:
     dsl_seen = model_seen = 0
     for name in ctx.meta.get(_ORDER, []):
         if name == "dsl":
             dsl_seen += 1
             continue
+        model = models[model_seen]
         model_seen += 1
         if model_seen > dsl_seen:
-            raise click.UsageError("--model needs a --dsl FILE before it", ctx)
+            raise click.UsageError(f"--model {model} needs a --dsl FILE before it (see --help)")
         if model_seen != dsl_seen:
             raise click.UsageError(
-                "give each --dsl its --model right after it, or leave the later ones without",
-                ctx,
+                f"--model {model}: give each --dsl its --model right after it, or leave the "
+                "later ones without"
             )
 
 
@@ -138,7 +151,7 @@ def start(
     """
     from bridge.launch.start import Launch, StartOptions
 
-    _check_pairs(ctx)
+    _check_pairs(ctx, model)
     if list(serve_args) != ctx.meta.get(_AFTER_DASHES, []):
         raise click.UsageError(
             f"unexpected argument {serve_args[0]!r} (arguments for `serve` go after --)", ctx
