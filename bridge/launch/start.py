@@ -87,7 +87,10 @@ class Launch:
         home = Path(self.env.get("HOME") or Path.home())
         self.cache_dir = Path(self.env.get("XDG_CACHE_HOME") or home / ".cache") / "dify-bridge"
         self.local_url = f"http://{loopback_for(options.host)}:{options.port}"
-        self.stop_grace = _seconds(self.env, "BRIDGE_STOP_GRACE", 10)
+        try:
+            self.stop_grace = _seconds(self.env, "BRIDGE_STOP_GRACE", 10)
+        except LaunchError:
+            self.stop_grace = 10.0  # reported nowhere else: the stop must still work
 
     # ---------------------------------------------------------------- the whole run
     def run(self) -> int:
