@@ -123,7 +123,7 @@ def _cors(settings: Settings) -> CORSConfig | None:
 
 
 # Streams per httpx pool (DifyClient spreads streams over several pools).
-STREAMS_PER_POOL = 512
+STREAMS_PER_POOL = 128
 
 
 def _dify_http(
