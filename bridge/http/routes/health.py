@@ -20,9 +20,27 @@ async def healthz() -> dict[str, str]:
 
 @get("/readyz")
 async def readyz(request: Request) -> Response[dict[str, Any]]:
+    """200 or 503 for everyone (probes send no key); which models and which Dify URL failed
+    only for a caller who may list the models, as on `/`."""
     readiness: Readiness = request.app.state.readiness
     report = await readiness.report()
-    return Response(report.body(), status_code=200 if report.ready else 503)
+    body = report.body()
+    if not _may_list_models(request):
+        body = {
+            "status": body["status"],
+            "age_seconds": body["age_seconds"],
+            "detail": "send a bridge key to see the checks",
+        }
+    return Response(body, status_code=200 if report.ready else 503)
+
+
+def _may_list_models(request: Request) -> bool:
+    registry: ModelRegistry = request.app.state.registry
+    try:
+        registry.model_reader(credential_from_header(request.headers.get("authorization")))
+    except BridgeError:
+        return False
+    return True
 
 
 @get("/")
@@ -40,8 +58,6 @@ async def index(request: Request) -> dict[str, Any]:
         "passthrough": settings.passthrough,
         "dify": "built-in emulator" if settings.demo_mode else "configured",
     }
-    try:
-        registry.model_reader(credential_from_header(request.headers.get("authorization")))
-    except BridgeError:
+    if not _may_list_models(request):
         return page
     return {**page, "models": registry.listed_ids()}
