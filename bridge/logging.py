@@ -111,8 +111,9 @@ def configure_logging(
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             # `log.exception(...)`: the traceback as text, masked like everything else.
             structlog.processors.format_exc_info,
-            bound_fields,
             redact_secrets,
+            # After the masking: a cut must never leave half a key unmasked.
+            bound_fields,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
