@@ -134,3 +134,27 @@ def test_pure_passthrough_answers_for_the_callers_own_app(emulator_url: str) -> 
         assert httpx.get(f"{url}/v1/models/my-flow", headers=own).json()["id"] == "my-flow"
         assert httpx.get(f"{url}/v1/models/%00%ff", headers=own).status_code == 404
         assert httpx.get(f"{url}/v1/models/{'x' * 300}", headers=own).status_code == 404
+
+
+@pytest.mark.parametrize("model", ["o1\n", "o\x00", "x" * 257], ids=["newline", "nul", "257"])
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses", "/v1/completions"])
+def test_an_absurd_model_name_is_a_400_on_every_answer_route(
+    keyed: str, path: str, model: str
+) -> None:
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "input": "hi"}
+    if path == "/v1/completions":
+        body = {"model": model, "prompt": "hi"}
+    response = httpx.post(f"{keyed}{path}", headers=bearer(BRIDGE_KEY), json=body)
+    error = assert_openai_error(response, 400, "invalid_model_name")
+    assert error["param"] == "model" and response.headers["x-should-retry"] == "false"
+
+
+def test_a_model_name_of_256_characters_is_served(keyed: str) -> None:
+    # The bound is not a reason to refuse real ids: 256 characters still reach the app
+    # (an unknown managed name is then the usual 404).
+    response = httpx.post(
+        f"{keyed}/v1/chat/completions",
+        headers=bearer(BRIDGE_KEY),
+        json={"model": "x" * 256, "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert_openai_error(response, 404, "model_not_found")
