@@ -207,7 +207,10 @@ def test_a_413_over_a_raw_socket_is_readable_after_the_whole_body_was_sent(
     bridge: ShippedBridge,
 ) -> None:
     size = 25 << 20
-    head = HEAD.replace("{rid}", "req-25mb-raw") + f"Connection: close\r\nContent-Length: {size}\r\n\r\n"
+    head = (
+        HEAD.replace("{rid}", "req-25mb-raw")
+        + f"Connection: close\r\nContent-Length: {size}\r\n\r\n"
+    )
     with connect(bridge) as sock:
         sock.sendall(head.encode())
         block = b"a" * 65536
