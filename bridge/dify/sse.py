@@ -51,7 +51,11 @@ class EventStreamParser:
                 self._open = 0
             sse = decode(raw.decode("utf-8", "replace"))
             if sse is not None:
-                events.append(decode_event(sse.event, sse.data))
+                try:
+                    events.append(decode_event(sse.event, sse.data))
+                except Exception as exc:
+                    exc.parsed = events  # type: ignore[attr-defined]
+                    raise
         if len(self._tail) + self._open > self._max:
             raise MalformedStream(f"an event larger than {self._max} bytes")
         return events
@@ -62,3 +66,8 @@ class EventStreamParser:
         tail = self._tail.strip(b"\r")
         if (tail and not tail.startswith(b":")) or self._open:
             raise MalformedStream("an event without the blank line that ends it")
+
+
+def parsed_before(exc: BaseException) -> list[StreamItem]:
+    """The events `feed` decoded in the same call before the one that raised `exc`."""
+    return getattr(exc, "parsed", [])

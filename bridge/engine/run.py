@@ -17,7 +17,7 @@ from bridge.dify.client import (
     DifyTimeout,
     DifyUnreachable,
 )
-from bridge.dify.sse import EventStreamParser, MalformedStream
+from bridge.dify.sse import EventStreamParser, MalformedStream, parsed_before
 from bridge.engine.modes import FLOW_MODES
 from bridge.errors import BridgeError
 from bridge.translate.files import public_base
@@ -120,16 +120,25 @@ class DifyRun:
         if translator.done:
             self._end_taken = self.ended
             return []
+        bad: Exception | None = None
+        items: list[OutputItem] = []
         try:
             if data:
-                events.extend(self._parser.feed(data))
-            items = translator.feed_all(events) if events else []
+                try:
+                    events.extend(self._parser.feed(data))
+                except (MalformedStream, msgspec.DecodeError, msgspec.ValidationError) as exc:
+                    bad = exc
+                    events.extend(parsed_before(exc))  # what came before it still counts
+            if events:
+                items = translator.feed_all(events)
+            if bad is not None and not translator.done:
+                raise bad
             if self.ended and not translator.done:
                 self._end_taken = True
                 items.extend(self._ending())
         except (MalformedStream, msgspec.DecodeError, msgspec.ValidationError) as exc:
             log.warning("dify_bad_event", error=str(exc)[:200])
-            items = [self._fail(transport_failure(exc))]
+            items.append(self._fail(transport_failure(exc)))
         except Exception as exc:  # never a silent death: the client gets an error
             log.exception("dify_translation_failed", error_type=type(exc).__name__)
             items = [self._fail(_internal_failure())]
@@ -212,7 +221,13 @@ class DifyRun:
         async with asyncio.timeout_at(self._deadline()) as first_event:
             chunks = self._stream.chunks()
             async for data in chunks:
-                events = self._parser.feed(data)
+                try:
+                    events = self._parser.feed(data)
+                except Exception as exc:
+                    # The events before the bad one still count: the run may have started,
+                    # and its task id is what stops it.
+                    self._note_start(parsed_before(exc))
+                    raise
                 self._events.extend(events)
                 if self._note_start(events):
                     first_event.reschedule(None)

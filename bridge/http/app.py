@@ -18,6 +18,7 @@ from bridge.conversations import open_store
 from bridge.conversations.responses import open_response_store
 from bridge.dify.client import DifyClient
 from bridge.dify.control_transport import ControlTransport
+from bridge.dify.stream_transport import StreamTransport
 from bridge.engine import ChatService
 from bridge.errors import BridgeError
 from bridge.http.access import InFlight, RequestContext
@@ -122,10 +123,6 @@ def _cors(settings: Settings) -> CORSConfig | None:
     )
 
 
-# Streams per httpx pool (DifyClient spreads streams over several pools).
-STREAMS_PER_POOL = 128
-
-
 def _dify_http(
     settings: Settings,
     connections: int,
@@ -133,17 +130,17 @@ def _dify_http(
     *,
     control: bool = False,
 ) -> httpx.AsyncClient:
-    """A client towards Dify with its own pool of `connections`; waiting for a free slot is
-    bounded by the connect timeout like any other wait. Control calls (stop, /info, …) go
-    through the lean h11 transport (bridge.dify.control_transport)."""
-    timeout = httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout)
-    if transport is None and control:
-        transport = ControlTransport()
-    elif transport is None:
-        limits = httpx.Limits(
-            max_connections=connections, max_keepalive_connections=min(connections, 256)
+    """A client towards Dify with at most `connections` connections; waiting for a free one
+    is bounded by the connect timeout like any other wait. Event streams go through the
+    httptools transport (bridge.dify.stream_transport), control calls (stop, /info, …)
+    through the lean h11 one (bridge.dify.control_transport)."""
+    timeout = httpx.Timeout(
+        settings.read_timeout, connect=settings.connect_timeout, pool=settings.connect_timeout
+    )
+    if transport is None:
+        transport = (
+            ControlTransport() if control else StreamTransport(max_connections=connections)
         )
-        transport = httpx.AsyncHTTPTransport(limits=limits)
     return httpx.AsyncClient(
         timeout=timeout, trust_env=False, transport=DifyErrorCounting(transport)
     )
@@ -171,15 +168,9 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            shards = -(-settings.upstream_connections // STREAMS_PER_POOL)
-            http = [
-                await stack.enter_async_context(
-                    _dify_http(
-                        settings, -(-settings.upstream_connections // shards), dify_transport
-                    )
-                )
-                for _ in range(shards)
-            ]
+            http = await stack.enter_async_context(
+                _dify_http(settings, settings.upstream_connections, dify_transport)
+            )
             control = await stack.enter_async_context(
                 _dify_http(settings, settings.control_connections, dify_transport, control=True)
             )
