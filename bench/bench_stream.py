@@ -149,7 +149,8 @@ def main() -> None:
     direct = seconds["direct"]
     print(
         f"workload: {args.requests} streams x {args.chunks} message events, "
-        f"{args.concurrency} at a time, {args.rounds} rounds (every character checked; direct counts events)"
+        f"{args.concurrency} at a time, {args.rounds} rounds "
+        "(every character checked; direct counts events)"
     )
     print(f"{'target':<24}{'throughput vs direct':>22}{'median s':>10}{'CPU us/event':>14}")
     for name in targets:
