@@ -118,12 +118,19 @@ def main() -> None:
         help="checkout of fatwang2/dify2openai with node_modules installed",
     )
     parser.add_argument("--granian", action="store_true", help="also the bridge under granian")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="also `dify-bridge serve --workers N`"
+    )
     args = parser.parse_args()
 
     with contextlib.ExitStack() as stack:
         dify = stack.enter_context(procs.standin())
         targets: dict[str, tuple[str, int | None]] = {"direct": (dify, None)}
         targets["bridge"] = stack.enter_context(procs.bridge(dify))
+        if args.workers > 1:
+            targets[f"bridge-{args.workers}w"] = stack.enter_context(
+                procs.bridge(dify, workers=args.workers)
+            )
         if args.granian:
             targets["bridge-granian"] = stack.enter_context(procs.bridge(dify, server="granian"))
         if args.baseline:

@@ -103,12 +103,17 @@ def bridge_env(dify_url: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def bridge(
-    dify_url: str, *, source: Path = ROOT, server: str = "uvicorn"
+    dify_url: str, *, source: Path = ROOT, server: str = "serve", workers: int = 1
 ) -> Iterator[tuple[str, int]]:
-    """A bridge process from `source` (a checkout of any revision); yields (URL, pid)."""
+    """A bridge process from `source` (a checkout of any revision); yields (URL, pid).
+    `serve` is the shipped entry point (`dify-bridge serve`: uvicorn with the bridge's edge
+    guards); `uvicorn` and `granian` serve the bare app factory."""
     port = free_port()
     env = {**bridge_env(dify_url), "PYTHONPATH": str(source)}
-    if server == "granian":
+    if server == "serve":
+        cmd = [sys.executable, "-m", "bridge.cli", "serve", "--port", str(port)]
+        cmd += ["--workers", str(workers)] if workers > 1 else []
+    elif server == "granian":
         cmd = [
             sys.executable,
             "-m",

@@ -100,9 +100,12 @@ class ShippedBridge:
 
 
 @contextlib.contextmanager
-def shipped_bridge(dify_url: str | None = None, **settings: str) -> Iterator[ShippedBridge]:
-    """`dify-bridge serve --port N` with default settings (plus `settings`, env names), its
-    working directory a fresh temporary folder (the default SQLite store lands there)."""
+def shipped_bridge(
+    dify_url: str | None = None, *, serve_args: tuple[str, ...] = (), **settings: str
+) -> Iterator[ShippedBridge]:
+    """`dify-bridge serve --port N` with default settings (plus `settings`, env names, and
+    `serve_args`, e.g. `("--workers", "2")`), its working directory a fresh temporary folder
+    (the default SQLite store lands there)."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="shipped-bridge-") as work:
         log = Path(work) / "bridge.log"
@@ -112,7 +115,7 @@ def shipped_bridge(dify_url: str | None = None, **settings: str) -> Iterator[Shi
             env["DIFY_API_URL"] = dify_url
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [*_entry_point(), "serve", "--port", str(port)],
+                [*_entry_point(), "serve", "--port", str(port), *serve_args],
                 cwd=work,
                 env=env,
                 stdout=out,
