@@ -90,12 +90,14 @@ def test_an_unexpected_exception_while_reading_becomes_an_error_chunk(standin, m
     real_feed = EventStreamParser.feed
 
     def feed(self, data: bytes):
-        if b"w7 " in data:
+        # Far into the answer (~600 KB in): past the first network read, so the run has
+        # started and its task id is known when the bug hits.
+        if b"w4000 " in data:
             raise RuntimeError("a bug in the engine")
         return real_feed(self, data)
 
     monkeypatch.setattr(EventStreamParser, "feed", feed)
-    body = {**CHAT, "messages": [{"role": "user", "content": "chunks=20"}]}
+    body = {**CHAT, "messages": [{"role": "user", "content": "chunks=5000"}]}
     with serve_bridge(standin) as bridge:
         with pytest.raises(openai.APIError) as raised:
             for _ in sdk(bridge, "app-flood").chat.completions.create(**body, stream=True):
@@ -114,6 +116,9 @@ def test_an_unexpected_exception_while_reading_becomes_an_error_chunk(standin, m
     ]
     assert len(crashes) == 2  # the stream and the non-streaming request
     assert all("a bug in the engine" in c["exception"] and c["request_id"].startswith("req_") for c in crashes)
+    # The bridge gave up on both runs: Dify is told to stop them (issue 17 item 2).
+    stops = [json.loads(line) for line in err.splitlines() if '"dify_task_stopped"' in line]
+    assert [stop["reason"] for stop in stops] == ["internal_error", "internal_error"]
 
 
 def test_every_character_of_a_100000_chunk_answer_arrives_in_order(bridge):

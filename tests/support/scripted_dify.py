@@ -121,6 +121,8 @@ SCRIPTS: dict[str, tuple[str, list[dict[str, Any]], str]] = {
     ),
     # The run starts, then Dify goes silent (a slow node): the bridge's read timeout ends it.
     "app-stall": ("chat", [_message("Hel")], "hold"),
+    # The run starts, then an event larger than the bridge accepts (16 MiB).
+    "app-oversize": ("chat", [_message("Hel"), "x" * (17 * 1024 * 1024)], "hold"),  # type: ignore[list-item]
     # The run starts, then an event that is not JSON.
     "app-garbage": ("chat", [_message("Hel"), "not json at all"], "hold"),  # type: ignore[list-item]
 }
