@@ -49,6 +49,7 @@ def serve(
 
     raise_fd_limit()  # before the limits are derived from it
     settings = _load(config, host=host, port=port)
+    _check_upstream_groups(settings)
     if config:
         # Workers and reload import the app factory afresh; they read the file from the env.
         import os
@@ -68,6 +69,19 @@ def serve(
             reload=reload,
         )
     )
+
+
+def _check_upstream_groups(settings) -> None:  # type: ignore[no-untyped-def]
+    """All upstreams of a model serve the same kind of app, or start-up stops (one line)."""
+    import asyncio
+
+    from bridge.upstreams.checks import check_groups
+
+    try:
+        asyncio.run(check_groups(settings))
+    except ConfigError as exc:
+        click.echo(f"dify-bridge: {exc}", err=True)
+        sys.exit(2)
 
 
 def app_factory():

@@ -25,6 +25,7 @@ from bridge.dify.client import (
     DifyTimeout,
     DifyUnreachable,
 )
+from bridge.engine.balanced import prepare_balanced, start_balanced
 from bridge.engine.modes import (
     DEFAULT_REASONING_MODES,
     FLOW_MODES,
@@ -44,6 +45,7 @@ from bridge.translate.request import (
     dify_user,
     validate_request,
 )
+from bridge.upstreams import UpstreamPool, failover_cause
 
 log = structlog.get_logger("bridge.engine")
 
@@ -58,6 +60,8 @@ class ChatService:
         self.inputs = InputMapper(settings, dify)
         self._background: set[asyncio.Task[None]] = set()
         self.cleanup_slots = asyncio.Semaphore(settings.control_connections)
+        # Models with several upstreams (docs/upstreams.md); the others never touch it.
+        self.upstreams = UpstreamPool(settings, dify)
 
     async def moderates_output(self, target: DifyTarget) -> bool | None:
         """Whether the app checks its answers (None: unknown, e.g. an old Dify)."""
@@ -74,6 +78,34 @@ class ChatService:
         return "think" if route.config.reasoning == "think" else "reasoning_content"
 
     async def prepare(
+        self,
+        request: ChatCompletionRequest,
+        route: ModelRoute,
+        credential: str | None,
+        *,
+        pinned: str | None = None,
+        chat_key: str | None = None,
+        task_header: str | None = None,
+    ) -> PreparedTurn:
+        if route.config.upstreams and route.managed:
+            group = self.upstreams.group(route.config)
+            if group is not None:
+                validate_request(request)
+                return await prepare_balanced(
+                    self,
+                    group,
+                    request,
+                    route,
+                    credential,
+                    pinned=pinned,
+                    chat_key=chat_key,
+                    task_header=task_header,
+                )
+        return await self.prepare_one(
+            request, route, credential, pinned=pinned, chat_key=chat_key, task_header=task_header
+        )
+
+    async def prepare_one(
         self,
         request: ChatCompletionRequest,
         route: ModelRoute,
@@ -138,6 +170,11 @@ class ChatService:
     async def start(self, turn: PreparedTurn) -> DifyRun:
         """Open the Dify stream. HTTP errors from Dify surface here, before any byte is sent
         to the client, so they keep their status code."""
+        if turn.upstream is not None:
+            return await start_balanced(self, turn)
+        return await self.start_one(turn)
+
+    async def start_one(self, turn: PreparedTurn) -> DifyRun:
         try:
             stream, stack, turn = await self.open_stream(turn)
         except BridgeError as exc:
@@ -164,6 +201,10 @@ class ChatService:
     ) -> tuple[DifyStream, contextlib.AsyncExitStack, PreparedTurn]:
         for _attempt in range(3):
             stack = contextlib.AsyncExitStack()
+            if turn.upstream is not None:
+                # In flight (least_busy) until the run's upstream is released.
+                turn.upstream.upstream.enter()
+                stack.callback(turn.upstream.upstream.leave)
             try:
                 stream = await stack.enter_async_context(
                     self.dify.stream(turn.route.target, turn.call.path, turn.call.payload)
@@ -177,10 +218,10 @@ class ChatService:
                     self.modes.remember(turn.route.target, fallback)
                     turn = with_call(turn, fallback)
                     continue
-                raise from_dify_error(exc, managed=turn.route.managed) from None
+                raise _tagged(from_dify_error(exc, managed=turn.route.managed), turn, exc) from None
             except (DifyUnreachable, DifyTimeout) as exc:
                 await stack.aclose()
-                raise from_transport_error(exc) from None
+                raise _tagged(from_transport_error(exc), turn, exc) from None
             except DifyBadStream as exc:
                 await stack.aclose()
                 raise transport_failure(exc) from None
@@ -211,5 +252,12 @@ class ChatService:
     async def drain(self) -> None:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def _tagged(error: BridgeError, turn: PreparedTurn, exc: Exception) -> BridgeError:
+    """Mark an error that left the run unstarted, so another upstream may be tried."""
+    if turn.upstream is not None:
+        error.upstream_cause = failover_cause(exc)  # type: ignore[attr-defined]
+    return error
 
 

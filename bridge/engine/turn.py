@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -16,6 +16,9 @@ from bridge.translate.request import (
     build_call,
 )
 
+if TYPE_CHECKING:
+    from bridge.engine.balanced import Balanced
+
 
 class PreparedTurn(msgspec.Struct, kw_only=True):
     route: ModelRoute
@@ -27,6 +30,8 @@ class PreparedTurn(msgspec.Struct, kw_only=True):
     files: list[dict[str, Any]]
     context: TurnContext
     reasoning: bool
+    # A model with several upstreams: where this turn runs and where it was tried.
+    upstream: Balanced | None = None
 
     @property
     def continues_stored_conversation(self) -> bool:

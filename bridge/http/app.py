@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -151,16 +152,31 @@ def _dify_http(
 DemoUpstream = Callable[[Settings], contextlib.AbstractAsyncContextManager[tuple[str, Settings]]]
 
 
+@dataclass(frozen=True)
+class Extension:
+    """What a package above this one adds to the app (the operator console, bridge.console):
+    routes, middleware placed inside RequestContext (so it sees each request's ResponseWatch)
+    and outside the rate limits, lifespans entered after the bridge's own (app.state is set
+    up), and a template config."""
+
+    route_handlers: Sequence[Any] = ()
+    middleware: Sequence[Any] = ()
+    lifespan: Sequence[Callable[[Litestar], contextlib.AbstractAsyncContextManager[None]]] = ()
+    template_config: Any = None
+
+
 def create_app(
     settings: Settings | None = None,
     *,
     dify_transport: httpx.AsyncBaseTransport | None = None,
     demo_upstream: DemoUpstream | None = None,
+    extension: Extension | None = None,
 ) -> Litestar:
     """Build the bridge. `dify_transport` replaces the network towards Dify (tests replay
     recorded Dify responses through it). `demo_upstream` starts the Dify that demo mode
     serves (bridge.launch.demo): the HTTP layer itself never starts an emulator."""
     settings = settings or load_settings()
+    extension = extension or Extension()
     configure_logging(settings.log_level, settings.log_format, secrets=_secrets(settings))
     in_flight = InFlight()
     rate_limiting = RateLimiting(settings.limits, settings.store)
@@ -202,6 +218,9 @@ def create_app(
             dify = DifyClient(http, control, control_slots=settings.control_connections)
             service = ChatService(effective, dify, store)
             app.state.chat_service = service
+            # Upstream groups: mark the ones down now, start health checks (docs/upstreams.md).
+            await service.upstreams.start()
+            stack.push_async_callback(service.upstreams.close)
             app.state.readiness = Readiness(
                 app.state.registry, probe_http, settings.ready_cache_ttl
             )
@@ -238,12 +257,14 @@ def create_app(
             readyz,
             index,
             MetricsController,
+            *extension.route_handlers,
         ],
-        lifespan=[lifespan],
+        lifespan=[lifespan, *extension.lifespan],
         on_shutdown=[rate_limiting.close],
         middleware=[
             prometheus_config().middleware,
             DefineMiddleware(RequestContext, in_flight=in_flight),
+            *extension.middleware,
             # Inside RequestContext: a refused request is still logged and counted.
             *rate_limiting.middleware,
         ],
@@ -255,5 +276,6 @@ def create_app(
         cors_config=_cors(settings),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=None,
+        template_config=extension.template_config,
         debug=False,
     )

@@ -13,6 +13,7 @@ import msgspec
 
 from bridge.dify.client import DifyTarget
 from bridge.errors import BridgeError, model_not_found, unauthorized
+from bridge.routing.grants import granted
 from bridge.settings import ModelConfig, Settings
 
 EMULATOR_PATH = "/_emulator/v1"
@@ -116,8 +117,23 @@ class ModelRegistry:
         # The server's own Dify keys: never accepted from a client (a leaked key must not
         # work through the bridge, and the bridge must not confirm that it is one).
         self._server_keys = [m.app_key for m in models if m.app_key]
+        self._server_keys += [u.app_key for m in models for u in m.upstreams[1:]]
         if settings.dify_api_key:
             self._server_keys.append(settings.dify_api_key)
+        self._configured = dict(self.models)
+        # Keys issued by the operator console (bridge.routing.grants): once one exists, the
+        # managed models need a key, as with BRIDGE_API_KEYS.
+        self.keys_issued = False
+
+    def set_saved_models(self, saved: list[ModelConfig]) -> None:
+        """Models saved in the operator console, beside the configured ones (which win a
+        clash); swapped in whole, so a request sees the old set or the new one."""
+        models = dict(self._configured)
+        for model in saved:
+            models.setdefault(model.id, model)
+        keys = [m.app_key for m in models.values() if m.app_key]
+        self._server_keys = list(dict.fromkeys([*self._server_keys, *keys]))
+        self.models = models
 
     @property
     def managed_ids(self) -> list[str]:
@@ -138,11 +154,13 @@ class ModelRegistry:
         keys = self.settings.api_keys
         if credential and keys and _matches_any(credential, keys):
             return True
+        if granted(credential) is not None:
+            return True
         if credential and self._server_keys and _matches_any(credential, self._server_keys):
             raise unauthorized("Incorrect API key provided.")
         if credential and self.settings.passthrough and credential.startswith("app-"):
             return False
-        if not keys and self.managed_ids:
+        if not keys and not self.keys_issued and self.managed_ids:
             # No bridge keys configured: managed models are open (demo / private network).
             return True
         if credential is None:
@@ -157,6 +175,9 @@ class ModelRegistry:
         check_model_name(model)
         name = self._canonical(model)
         config = self.models.get(name)
+        grant = granted(credential)
+        if grant is not None and not grant.allows(name):
+            raise model_not_found(model)
         if managed:
             if config is None or not config.app_key:
                 default = self.settings.default_model
@@ -188,7 +209,7 @@ class ModelRegistry:
         keys exist, a caller who may chat (bridge key → True, passthrough `app-…` key when
         passthrough is on → False); anyone else gets the 401 a chat would get. Without bridge
         keys the list is open: None for a caller who brought no usable key."""
-        if self.settings.api_keys:
+        if self.settings.api_keys or self.keys_issued:
             return self.authenticate(credential)
         try:
             return self.authenticate(credential)

@@ -16,6 +16,14 @@ import msgspec
 import yaml
 
 from bridge.settings.limits import LimitsConfig
+from bridge.settings.upstreams import (
+    BalanceStrategy,
+    BreakerConfig,
+    OwnerDownPolicy,
+    UpstreamConfig,
+    check_upstreams,
+    parse_upstreams_env,
+)
 
 AppMode = Literal["auto", "advanced-chat", "chat", "agent-chat", "completion", "workflow"]
 HistoryMode = Literal["conversation", "flatten", "last"]
@@ -63,6 +71,16 @@ class ModelConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # importing a duplicate. The bridge itself does not use them.
     dify_app_id: str | None = None
     dify_dsl_digest: str | None = None
+    # Several Dify apps/instances behind this one model (docs/upstreams.md); empty: the
+    # single app of `app_key` + `dify_url`.
+    upstreams: list[UpstreamConfig] = msgspec.field(default_factory=list)
+    balance: BalanceStrategy = "weighted"
+    # Upstreams tried for one request while the run provably did not start (None: all).
+    max_attempts: int | None = None
+    # A continued conversation whose upstream is down: 503 (default) or a new conversation
+    # on a healthy upstream from the resent history.
+    on_owner_down: OwnerDownPolicy = "unavailable"
+    breaker: BreakerConfig = msgspec.field(default_factory=BreakerConfig)
 
     def __repr__(self) -> str:
         return f"ModelConfig(id={self.id!r}, mode={self.mode!r}, app_key=<redacted>)"
@@ -86,6 +104,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     model_name: str = "o1"
     # A Dify app key served as `model_name` (managed single-app set-up).
     dify_api_key: str | None = None
+    # `BRIDGE_UPSTREAMS`: an upstream group served as `model_name` (instead of one key).
+    upstreams: list[UpstreamConfig] = msgspec.field(default_factory=list)
+    balance: BalanceStrategy = "weighted"
     default_model: str | None = None
     aliases: dict[str, str] = msgspec.field(default_factory=dict)
     models: list[ModelConfig] = msgspec.field(default_factory=list)
@@ -161,6 +182,8 @@ ENV_FIELDS: dict[str, str] = {
     "BRIDGE_METRICS_KEY": "metrics_key",
     "BRIDGE_PASSTHROUGH": "passthrough",
     "BRIDGE_MODEL_NAME": "model_name",
+    "BRIDGE_UPSTREAMS": "upstreams",
+    "BRIDGE_BALANCE": "balance",
     "BRIDGE_DEFAULT_MODEL": "default_model",
     "BRIDGE_MODEL_ALIASES": "aliases",
     "BRIDGE_CONNECT_TIMEOUT": "connect_timeout",
@@ -215,6 +238,8 @@ def _interpolate(value: Any, env: Mapping[str, str], where: str) -> Any:
 def _env_value(field_name: str, raw: str) -> Any:
     if field_name in ("api_keys", "cors_origins"):
         return [item.strip() for item in raw.split(",") if item.strip()]
+    if field_name == "upstreams":
+        return parse_upstreams_env(raw)
     if field_name == "aliases":
         pairs = [item.strip() for item in raw.split(",") if item.strip()]
         aliases = {}
@@ -315,6 +340,17 @@ def _check(settings: Settings) -> None:
             raise ConfigError(f"models[{index}].dify_url: expected an http(s) URL")
         if model.mode == "workflow" and not model.query_input:
             raise ConfigError(f"models[{index}].query_input: must not be empty")
+        check_upstreams(model, f"models[{index}]", settings.dify_api_url)
+    if settings.upstreams:
+        if settings.dify_api_key:
+            raise ConfigError("BRIDGE_UPSTREAMS: use either DIFY_API_KEY or BRIDGE_UPSTREAMS")
+        if settings.model_name not in seen:
+            group = ModelConfig(
+                id=settings.model_name, upstreams=settings.upstreams, balance=settings.balance
+            )
+            check_upstreams(group, "BRIDGE_UPSTREAMS", settings.dify_api_url)
+            settings.models.insert(0, group)
+            seen.add(group.id)
     known = seen | ({settings.model_name} if settings.dify_api_key else set())
     for alias, target in settings.aliases.items():
         if known and target not in known and not settings.passthrough:

@@ -161,3 +161,59 @@ def upstream_process(kind: str, *args: str) -> Iterator[str]:
             yield f"http://127.0.0.1:{port}/v1"
         finally:
             _stop(proc)
+
+
+class EmulatorProcess:
+    """`dify-bridge emulator` as its own process at a fixed port, which a test may kill
+    (SIGKILL: a crashed Dify, connections refused) and start again at the same port."""
+
+    def __init__(self, *args: str) -> None:
+        self.port = free_port()
+        self.args = args
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.proc: subprocess.Popen | None = None
+        self._work = tempfile.TemporaryDirectory(prefix="emulator-")
+        self.log = Path(self._work.name) / "upstream.log"
+
+    def start(self) -> EmulatorProcess:
+        command = [*_entry_point(), "emulator", "--port", str(self.port), *self.args]
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                command,
+                cwd=REPO,
+                env=clean_env(PYTHONPATH=str(REPO)),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        wait_until_healthy(f"http://127.0.0.1:{self.port}/v1/", self.proc, self.log)
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+        self._work.cleanup()
+
+    def runs(self, path_suffix: str = "chat-messages") -> int:
+        """Runs this emulator received (its journal: POSTs to the run endpoint)."""
+        journal = httpx.get(f"http://127.0.0.1:{self.port}/_emulator/journal", timeout=10).json()
+        return sum(
+            1 for e in journal if e["method"] == "POST" and e["path"].endswith(path_suffix)
+        )
+
+
+@contextlib.contextmanager
+def emulator_processes(count: int, *args: str) -> Iterator[list[EmulatorProcess]]:
+    started: list[EmulatorProcess] = []
+    try:
+        for _ in range(count):
+            started.append(EmulatorProcess(*args).start())
+        yield started
+    finally:
+        for emulator in started:
+            emulator.stop()
