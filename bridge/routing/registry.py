@@ -117,7 +117,7 @@ class ModelRegistry:
         # The server's own Dify keys: never accepted from a client (a leaked key must not
         # work through the bridge, and the bridge must not confirm that it is one).
         self._server_keys = [m.app_key for m in models if m.app_key]
-        self._server_keys += [u.app_key for m in models for u in m.upstreams[1:]]
+        self._server_keys += [u.app_key for m in models for u in (m.upstreams or [])[1:]]
         if settings.dify_api_key:
             self._server_keys.append(settings.dify_api_key)
         self._configured = dict(self.models)

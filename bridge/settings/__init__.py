@@ -73,7 +73,7 @@ class ModelConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     dify_dsl_digest: str | None = None
     # Several Dify apps/instances behind this one model (docs/upstreams.md); empty: the
     # single app of `app_key` + `dify_url`.
-    upstreams: list[UpstreamConfig] = msgspec.field(default_factory=list)
+    upstreams: list[UpstreamConfig] | None = None
     balance: BalanceStrategy = "weighted"
     # Upstreams tried for one request while the run provably did not start (None: all).
     max_attempts: int | None = None

@@ -51,8 +51,10 @@ def check_upstreams(model: ModelConfig, where: str, default_url: str | None) -> 
 
     if model.balance not in BALANCE_STRATEGIES:
         raise ConfigError(f"{where}.balance: unknown strategy {model.balance!r}")
-    if not model.upstreams:
+    if model.upstreams is None:
         return
+    if not model.upstreams:
+        raise ConfigError(f"{where}.upstreams: must list at least one upstream")
     if model.app_key is not None:
         raise ConfigError(f"{where}.app_key: use either app_key or upstreams, not both")
     names: set[str] = set()

@@ -78,13 +78,14 @@ class LocalBreakers:
         state = self._state(uid)
         now = now_ms()
         if state.ejected(now):
-            return state
+            return msgspec.structs.replace(state)
         state.failures += 1
         if force or state.failures >= threshold or state.half_open(now):
             state.ejections += 1
             state.until = now + cooldown_ms(state.ejections, base, cap)
             state.failures = 0
-        return state
+        # A copy: the group compares what it held before with what comes back.
+        return msgspec.structs.replace(state)
 
     async def success(self, uid: str, *, probe: bool) -> BreakerState:
         state = self._state(uid)
@@ -96,7 +97,7 @@ class LocalBreakers:
             state.failures = 0
             state.ejections = 0
         self._probes.pop(uid, None)
-        return state
+        return msgspec.structs.replace(state)
 
     async def read(self, uids: list[str]) -> list[BreakerState]:
         return [msgspec.structs.replace(self._state(uid)) for uid in uids]

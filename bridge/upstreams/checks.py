@@ -46,7 +46,7 @@ async def app_shape(dify: DifyClient, target: DifyTarget, seconds: float) -> App
 
 def compare(model: ModelConfig, where: str, shapes: list[AppShape | None]) -> None:
     reference: tuple[str, AppShape] | None = None
-    for index, (upstream, shape) in enumerate(zip(model.upstreams, shapes, strict=True)):
+    for index, (upstream, shape) in enumerate(zip(model.upstreams or [], shapes, strict=True)):
         if shape is None:
             continue
         if reference is None:
@@ -78,7 +78,7 @@ async def check_groups(settings: Settings) -> None:
             shapes = await asyncio.gather(
                 *(
                     app_shape(dify, DifyTarget(u.dify_url or "", u.app_key), timeout)
-                    for u in model.upstreams
+                    for u in model.upstreams or []
                 )
             )
             compare(model, f"models[{index}]", list(shapes))

@@ -67,7 +67,7 @@ class UpstreamGroup:
     def __init__(self, config: ModelConfig, pool: UpstreamPool, backend: BreakerBackend) -> None:
         self.model = config.id
         self.config = config
-        self.members = [Upstream(config.id, u, i) for i, u in enumerate(config.upstreams)]
+        self.members = [Upstream(config.id, u, i) for i, u in enumerate(config.upstreams or [])]
         self.max_attempts = config.max_attempts or len(self.members)
         self._choose = STRATEGIES[config.balance]
         self._turn = itertools.count()

@@ -8,7 +8,7 @@ from typing import Any
 
 import structlog
 
-from bridge.dify.client import DifyClient, DifyTarget
+from bridge.dify.client import DifyClient
 from bridge.errors import BridgeError
 from bridge.settings import ModelConfig, Settings
 from bridge.upstreams.breaker import BreakerBackend, LocalBreakers
@@ -127,14 +127,6 @@ class UpstreamPool:
                 cause = await self._reachable(upstream)
                 if cause is not None:
                     await group.failed(upstream, cause)
-
-
-def targets_of(config: ModelConfig) -> list[tuple[str, DifyTarget]]:
-    """(name, target) of each upstream of a model, in configured order."""
-    return [
-        (u.name or str(i), DifyTarget(u.dify_url or "", u.app_key))
-        for i, u in enumerate(config.upstreams)
-    ]
 
 
 def describe(pool: UpstreamPool | None) -> dict[str, Any]:

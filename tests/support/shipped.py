@@ -142,8 +142,15 @@ def upstream_process(kind: str, *args: str) -> Iterator[str]:
         "scripted": [sys.executable, "-m", "tests.support.scripted_dify", "--port", str(port)],
         "standin": [sys.executable, "-m", "tests.support.standin", "--port", str(port)],
         "emulator": [*_entry_point(), "emulator", "--port", str(port), *args],
+        # tests.support.fault_dify: reads from a Dify behind it, refuses every run.
+        "fault": [sys.executable, "-m", "tests.support.fault_dify", "--port", str(port), *args],
     }
-    probes = {"scripted": "/_scripted/stats", "standin": "/_standin/stats", "emulator": "/v1/"}
+    probes = {
+        "scripted": "/_scripted/stats",
+        "standin": "/_standin/stats",
+        "emulator": "/v1/",
+        "fault": "/_fault/stats",
+    }
     with tempfile.TemporaryDirectory(prefix=f"{kind}-") as work:
         log = Path(work) / "upstream.log"
         env = clean_env(PYTHONPATH=str(REPO))
