@@ -39,6 +39,8 @@ def write_config(folder: Path, extra: dict[str, str] | None = None) -> Path:
     lines = ["models:"]
     for model, key in models.items():
         lines += [f"  - id: {model}", f"    app_key: {key}", "    mode: auto"]
+    # The same chat app without conversation titles (the per-model `auto_generate_name`).
+    lines += ["  - id: chat-untitled", "    app_key: app-llmchat", "    auto_generate_name: false"]
     path = folder / "bridge.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path

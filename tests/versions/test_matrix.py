@@ -212,3 +212,16 @@ def test_readyz_and_check_report_the_version(pair: Pair) -> None:
     for model in ("chat", "flow", "upper", "complete"):
         assert "ok (reachable, key valid)" in rows[model], done.stdout
     assert "→ workflow" in rows["upper"] and "→ completion" in rows["complete"], done.stdout
+
+
+def test_auto_generate_name_per_model(pair: Pair) -> None:
+    base = pair.dify.removesuffix("/v1")
+    httpx.delete(f"{base}/_emulator/journal", timeout=5)
+    assert "untitled" in _answer(_chat(pair, "chat-untitled", "untitled", stream=False))
+    assert "titled" in _answer(_chat(pair, "chat", "titled", stream=False))
+    sent = {
+        e["json"]["query"]: e["json"].get("auto_generate_name", True)
+        for e in _journal(pair)
+        if e["path"].endswith("/chat-messages") and e["json"]
+    }
+    assert sent == {"untitled": False, "titled": True}
