@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 from litestar import Litestar
 
+from bridge.console import console_extension
 from bridge.http.app import create_app as create_http_app
 from bridge.launch.demo import demo_upstream
 from bridge.settings import Settings, load_settings
@@ -18,6 +19,10 @@ def create_app(
 ) -> Litestar:
     """Build the bridge. `dify_transport` replaces the network towards Dify (tests replay
     recorded Dify responses through it)."""
+    settings = settings or load_settings()
     return create_http_app(
-        settings or load_settings(), dify_transport=dify_transport, demo_upstream=demo_upstream
+        settings,
+        dify_transport=dify_transport,
+        demo_upstream=demo_upstream,
+        extension=console_extension(settings),  # the operator console at /console
     )
