@@ -45,7 +45,8 @@ def serve(
     host: str | None, port: int | None, config: str | None, workers: int, reload: bool
 ) -> None:
     """Run the bridge."""
-    from bridge.http.server import raise_fd_limit, run, server_config
+    from bridge.http.edge_limits import raise_fd_limit
+    from bridge.http.server import run, server_config
 
     raise_fd_limit()  # before the limits are derived from it
     settings = _load(config, host=host, port=port)

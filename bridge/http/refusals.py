@@ -1,7 +1,7 @@
 """What the client actually got when the app's answer never reached it.
 
 Two cases make the app's own status a lie:
-- the server's edge (bridge.http.server) refused the request while the app was reading its
+- the server's edge (bridge.http.guarded) refused the request while the app was reading its
   body: a 408 for a body that did not arrive in time, a 400 for a malformed chunked body.
   The app then sees a disconnect, Litestar raises "client disconnected prematurely" (a 500),
   and that 500 is dropped on the way out; the client got the edge's 408/400;

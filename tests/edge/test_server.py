@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from bridge import create_app, load_settings
-from bridge.http.server import EdgeLimits, connection_cap, edge_limits
+from bridge.http.edge_limits import EdgeLimits, connection_cap, edge_limits
 from bridge.settings import ConfigError
 from tests.support.recordings import load
 from tests.support.replay import DifyReplay

@@ -22,7 +22,7 @@ def free_port() -> int:
 def serve_in_thread(app: Any, port: int | None = None, *, limits: Any = None) -> Iterator[str]:
     """Serve `app` with uvicorn in a background thread; yield its base URL (no trailing slash).
 
-    `limits` (a `bridge.http.server.EdgeLimits`): serve it the way `dify-bridge serve` does, with
+    `limits` (a `bridge.http.edge_limits.EdgeLimits`): serve it the way `dify-bridge serve` does, with
     the bridge's guarded HTTP protocol and those limits."""
     port = port or free_port()
     options: dict[str, Any] = dict(
