@@ -134,6 +134,13 @@ class WorkflowFinished(_Event, tag="workflow_finished"):
     data: WorkflowFinishedData
 
 
+class WorkflowPaused(_Event, tag="workflow_paused"):
+    """Dify ≥ 1.13: the run waits for a Human Input form, answered only through Dify's web
+    API, never the Service API; for a bridge client the run ends here (dify-versions.md §2.7)."""
+
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
 class StepData(Struct, kw_only=True):
     """Iteration and loop progress (the container node itself has no node events; rec. 40/41)."""
 
@@ -223,6 +230,7 @@ DifyEvent = (
     | NodeFinished
     | NodeRetry
     | WorkflowFinished
+    | WorkflowPaused
     | IterationStarted
     | IterationNext
     | IterationCompleted

@@ -104,6 +104,16 @@ def flow_failure(message: str | None, *, stopped: bool = False) -> BridgeError:
     )
 
 
+def workflow_paused() -> BridgeError:
+    return BridgeError(
+        400,
+        "The Dify app paused for human input (a Human Input node); the Service API cannot "
+        "answer its form, so the run ends here.",
+        code="dify_workflow_paused",
+        retryable=False,
+    )
+
+
 def stream_interrupted() -> BridgeError:
     """Dify's stream ended (closed or reset) after the run started, without its end."""
     return BridgeError(
@@ -281,6 +291,8 @@ class StreamTranslator:
                 )
             case ev.WorkflowFinished(data=data):
                 out.extend(self._workflow_finished(data))
+            case ev.WorkflowPaused():
+                out.append(self._run_failed(workflow_paused()))
             case ev.ErrorEvent():
                 out.append(self._run_failed(error_event_failure(event)))
         return out

@@ -311,3 +311,20 @@ def test_limitations_per_release() -> None:
         "no workflow version pinning (workflow_id is ignored by Dify < 1.7.2)"
     ]
     assert limitations("1.13.2") == [] and limitations(None) == []
+
+
+def test_workflow_paused_ends_the_answer_with_one_clear_error() -> None:
+    """Dify ≥ 1.13 ends a stream at `workflow_paused` (a Human Input node waits)."""
+    items = _feed(
+        "workflow",
+        [
+            ("", {"event": "workflow_started", "workflow_run_id": "r", "data": {"id": "r"}}),
+            ("", {"event": "human_input_required", "data": {"form_id": "f"}}),
+            (
+                "",
+                {"event": "workflow_paused", "workflow_run_id": "r", "data": {"status": "paused"}},
+            ),
+        ],
+    )
+    failures = [item for item in items if isinstance(item, Failed)]
+    assert [f.error.code for f in failures] == ["dify_workflow_paused"]
