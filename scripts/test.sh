@@ -41,6 +41,20 @@ if command -v npm >/dev/null 2>&1 && { [ ! -d tests/node/node_modules/openai ] \
   (cd tests/node && npm install --silent --no-audit --no-fund >/dev/null)
 fi
 
+# Debian's chromium for the console's browser tests (tests/browser, driven by playwright-core;
+# no browser build is downloaded), and their npm package.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "test.sh: installing chromium (apt-get)" >&2
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get install -y -q chromium >/dev/null 2>&1 \
+    || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q chromium >/dev/null; }
+fi
+BROWSER_STAMP=tests/browser/node_modules/.package-lock.stamp
+if command -v npm >/dev/null 2>&1 && ! cmp -s tests/browser/package-lock.json "$BROWSER_STAMP"; then
+  (cd tests/browser && npm ci --silent --no-audit --no-fund >/dev/null)
+  cp tests/browser/package-lock.json "$BROWSER_STAMP"
+fi
+
 "$VENV/bin/ruff" check .
 # The layers of docs/architecture.md (contracts in pyproject.toml).
 "$VENV/bin/lint-imports"

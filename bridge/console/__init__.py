@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.middleware.base import DefineMiddleware
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
 from bridge.console.config import admin_key, load_console_config

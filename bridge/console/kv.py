@@ -30,6 +30,11 @@ class KV(Protocol):
     async def close(self) -> None: ...
 
 
+def _bytes(value: object) -> bytes:
+    # Counters are SQLite integers; bytes(11) would be eleven zero bytes.
+    return str(value).encode() if isinstance(value, int) else bytes(value)  # type: ignore[arg-type]
+
+
 class SqliteKV:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
@@ -56,7 +61,7 @@ class SqliteKV:
             (ns, key, time.time()),
         ) as cursor:
             row = await cursor.fetchone()
-        return bytes(row[0]) if row else None
+        return _bytes(row[0]) if row else None
 
     async def put(self, ns: str, key: str, value: bytes, ttl: float | None = None) -> None:
         expires = time.time() + ttl if ttl is not None else None
@@ -72,7 +77,7 @@ class SqliteKV:
         now = time.time()
         await self._db.execute("DELETE FROM kv WHERE ns=? AND expires<=?", (ns, now))
         async with self._db.execute("SELECT key, value FROM kv WHERE ns=?", (ns,)) as cursor:
-            return {key: bytes(value) async for key, value in cursor}
+            return {key: _bytes(value) async for key, value in cursor}
 
     async def incr(self, ns: str, key: str, by: int = 1, ttl: float | None = None) -> int:
         expires = time.time() + ttl if ttl is not None else None
