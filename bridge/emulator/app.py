@@ -11,8 +11,10 @@ from litestar.exceptions import MethodNotAllowedException, NotFoundException
 from .dify_http import dify_headers, method_not_allowed_handler, not_found_handler
 from .dsl import AppSpec, load_apps
 from .errors import DifyError
+from .handlers import dify_error_handler
+from .journal import record_request
 from .llm import FakeModelTiming
-from .routes import ROUTES, dify_error_handler, record_request
+from .routes import ROUTES
 from .run import RunSettings
 from .service import Emulator
 from .store import EmulatorStore

@@ -4,7 +4,7 @@ The pipelines build every event as Dify 1.13.2 serialises it (wire.py, checked a
 recordings). For another profile, `event_encoder` rewrites each event's fields on the way out
 (dify-versions.md §1.4, §3): the default profile bypasses all of this, so 1.13.2 streams stay
 byte-identical. Differences in *which* events are sent and in what order are the pipelines' job
-(graph.py, chat.py, routes.py); only per-field drift lives here.
+(graph.py, chat.py, generation_routes.py); only per-field drift lives here.
 """
 
 from __future__ import annotations

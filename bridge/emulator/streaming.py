@@ -73,8 +73,8 @@ async def collect(pipeline: Callable[[Emit], Awaitable[None]]) -> list[msgspec.S
 
 
 async def ping_then_close() -> AsyncIterator[bytes]:
-    """Superseded by ping_then_hang (07b holds the stream open); kept while routes.py's switch
-    waits to be committed."""
+    """Superseded by ping_then_hang (07b holds the stream open); kept while
+    generation_routes.py's switch waits to be committed."""
     yield PING_FRAME
 
 

@@ -2,8 +2,8 @@
 
 Dify stores a node's binary output as a tool file and hands out
 `<FILES_URL>/files/tools/<id><ext>?timestamp=…&nonce=…&sign=…`, freshly signed each time the file
-is serialised. The emulator keeps the bytes in memory and serves them itself (routes.py), signing
-with its own per-process secret so a forged or altered URL is refused like Dify refuses it.
+is serialised. The emulator keeps the bytes in memory and serves them itself (file_routes.py),
+signing with its own per-process secret so a forged or altered URL is refused like Dify refuses it.
 """
 
 from __future__ import annotations
