@@ -156,6 +156,16 @@ async def start_balanced(service: ChatService, turn: PreparedTurn) -> DifyRun:
             state.attempts.append(f"{upstream.name}:{cause}")
             await group.failed(upstream, cause)
             following = None
+            if state.owned:
+                # The conversation's own upstream is down: its policy, as in prepare.
+                if group.config.on_owner_down != "fork":
+                    structlog.contextvars.bind_contextvars(upstream_attempts=state.attempts)
+                    raise upstream_unavailable(
+                        group, f"the conversation lives on upstream {upstream.name!r} ({cause})"
+                    ) from None
+                log.warning("conversation_forked", model=group.model, owner=upstream.name)
+                state.owned = False
+                state.args = {**state.args, "pinned": None}
             movable = not state.owned and len(state.tried) < group.max_attempts
             if movable and loop.time() < deadline:
                 following = group.pick(frozenset(state.tried))

@@ -128,7 +128,8 @@ class UpstreamGroup:
         before = upstream.state
         upstream.state = state
         was_out, now_out = before.until != 0, state.until != 0
-        if now_out and state.until != before.until and state.ejected(now_ms()):
+        # By the count, not the time: a shared view's times move by a few ms on each read.
+        if now_out and state.ejections > before.ejections:
             m.UPSTREAM_EJECTIONS.labels(self.model, upstream.name).inc()
             log.warning(
                 "upstream_ejected",
