@@ -36,6 +36,7 @@ from bridge.http.routes.responses import create_response, delete_response, retri
 from bridge.logging import configure_logging
 from bridge.routing import ModelRegistry
 from bridge.settings import Settings, load_settings
+from bridge.upstreams.pool import describe as describe_upstreams
 
 log = structlog.get_logger("bridge")
 
@@ -222,7 +223,10 @@ def create_app(
             await service.upstreams.start()
             stack.push_async_callback(service.upstreams.close)
             app.state.readiness = Readiness(
-                app.state.registry, probe_http, settings.ready_cache_ttl
+                app.state.registry,
+                probe_http,
+                settings.ready_cache_ttl,
+                upstreams=lambda: describe_upstreams(service.upstreams),
             )
             log.info(
                 "bridge_ready",

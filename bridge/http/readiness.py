@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -83,7 +84,15 @@ async def probe_key(http: httpx.AsyncClient, target: DifyTarget) -> Check:
 
 
 class Readiness:
-    def __init__(self, registry: ModelRegistry, http: httpx.AsyncClient, ttl: float) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        http: httpx.AsyncClient,
+        ttl: float,
+        upstreams: Callable[[], dict[str, dict[str, str]]] | None = None,
+    ) -> None:
+        # Upstream groups (docs/upstreams.md): model → upstream name → "up" | "ejected".
+        self._upstreams = upstreams
         self._registry = registry
         self._http = http
         self._ttl = ttl
@@ -96,7 +105,23 @@ class Readiness:
             last = self._last
             if last is None or time.monotonic() - last.checked_at >= self._ttl:
                 last = self._last = await self._probe()
-            return last
+            return self._with_upstreams(last)
+
+    def _with_upstreams(self, report: ReadinessReport) -> ReadinessReport:
+        """A model with several upstreams is ready while one of them takes traffic (the
+        breakers' live view, not cached); `/readyz` names the model that has none."""
+        groups = self._upstreams() if self._upstreams is not None else {}
+        if not groups:
+            return report
+        models = dict(report.models)
+        for model, members in groups.items():
+            down = [name for name, state in members.items() if state != "up"]
+            if len(down) == len(members):
+                models[model] = Check(ok=False, detail=f"no healthy upstream ({', '.join(down)})")
+            else:
+                detail = f"ejected: {', '.join(down)}" if down else None
+                models[model] = Check(ok=True, detail=detail)
+        return msgspec.structs.replace(report, models=models)
 
     async def _probe(self) -> ReadinessReport:
         registry = self._registry

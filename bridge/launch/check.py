@@ -26,7 +26,7 @@ from bridge.dify.versions import fetch_server_version, limitations
 from bridge.engine.modes import AppModeCache
 from bridge.http.readiness import probe_dify
 from bridge.routing import ModelRegistry
-from bridge.settings import Settings
+from bridge.settings import ModelConfig, Settings
 
 
 class AppInput(msgspec.Struct, frozen=True):
@@ -139,16 +139,9 @@ async def check_config(settings: Settings) -> CheckReport:
             )
             models = await asyncio.gather(
                 *(
-                    _check_model(
-                        dify,
-                        model_id,
-                        registry.models[model_id].mode,
-                        DifyTarget(
-                            registry.models[model_id].dify_url or base_url,
-                            registry.models[model_id].app_key or "",
-                        ),
-                    )
+                    _check_model(dify, label, registry.models[model_id].mode, target)
                     for model_id in registry.managed_ids
+                    for label, target in _targets(registry.models[model_id], base_url)
                 )
             )
     return CheckReport(
@@ -158,6 +151,18 @@ async def check_config(settings: Settings) -> CheckReport:
         models=list(models),
         dify_version=version,
     )
+
+
+def _targets(model: ModelConfig, base_url: str) -> list[tuple[str, DifyTarget]]:
+    """One row per app: a model with several upstreams (docs/upstreams.md) gets one per
+    upstream, labelled `model [upstream name]`, so each one's reachability, mode and key
+    show."""
+    if not model.upstreams:
+        return [(model.id, DifyTarget(model.dify_url or base_url, model.app_key or ""))]
+    return [
+        (f"{model.id} [{u.name}]", DifyTarget(u.dify_url or base_url, u.app_key))
+        for u in model.upstreams
+    ]
 
 
 def render_table(report: CheckReport) -> list[str]:

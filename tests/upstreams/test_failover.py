@@ -147,3 +147,59 @@ def test_redis_shares_ejections_between_two_replicas():
             # The second replica never tried the dead upstream: it honoured the ejection.
             assert metric(second.url, "bridge_upstream_failures_total", upstream="u0") == 0
             assert metric(second.url, "bridge_upstream_healthy", upstream="u0") == 0
+
+
+def test_every_upstream_ejected_answers_503_at_once_and_readyz_names_the_model():
+    with emulator_processes(2, *EMULATOR_ARGS) as emulators:
+        breaker = {"failures": 1, "cooldown": 60.0, "max_cooldown": 60.0}
+        config = config_file([group([e.url for e in emulators], breaker=breaker)])
+        with shipped_bridge(emulators[0].url, BRIDGE_CONFIG=config) as bridge:
+            assert httpx.get(f"{bridge.url}/readyz", timeout=30).status_code == 200
+            for emulator in emulators:
+                emulator.kill()
+            first = say(bridge.url, "both gone")  # tries both, ejects both
+            assert first.status_code == 502
+            answer = say(bridge.url, "still gone")
+            assert answer.status_code == 503
+            assert answer.json()["error"]["code"] == "upstream_unavailable"
+            assert int(answer.headers["retry-after"]) >= 30
+            # Nothing was tried for the second request: no new failure was counted.
+            assert metric(bridge.url, "bridge_upstream_failures_total") == 2
+            ready = httpx.get(f"{bridge.url}/readyz", timeout=30)
+            assert ready.status_code == 503
+            assert "model:o1" in ready.json()["failed"]
+            assert "no healthy upstream" in ready.json()["checks"]["models"]["o1"]["detail"]
+
+
+def test_check_reports_each_upstream(tmp_path):
+    import subprocess
+
+    from tests.support.shipped import REPO, _entry_point, clean_env
+
+    with emulator_processes(1, *EMULATOR_ARGS) as (emulator,):
+        config = config_file(
+            [
+                {
+                    "id": "o1",
+                    "upstreams": [
+                        {"dify_url": emulator.url, "app_key": "app-llmchatflow", "name": "good"},
+                        {"dify_url": emulator.url, "app_key": "app-not-a-key", "name": "bad"},
+                    ],
+                }
+            ]
+        )
+        result = subprocess.run(
+            [*_entry_point(), "check"],
+            env=clean_env(BRIDGE_CONFIG=config, DIFY_API_URL=emulator.url, PYTHONPATH=str(REPO)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    rows = result.stdout.splitlines()
+    good = next(row for row in rows if row.startswith("o1 [good]"))
+    bad = next(row for row in rows if row.startswith("o1 [bad]"))
+    assert "advanced-chat" in good and "ok" in good
+    assert "FAIL" in bad
+    assert "app-not-a-key" not in result.stdout + result.stderr
+    assert result.returncode == 1
