@@ -17,14 +17,8 @@ from litestar.datastructures import Cookie, ResponseHeader
 from litestar.params import FromPath
 from litestar.router import Router
 
-from .console_state import (
-    ACCESS_TTL,
-    REFRESH_TTL,
-    ConsoleReply,
-    ConsoleState,
-    restx_error,
-    setup_error,
-)
+from .console_records import ConsoleReply, restx_error, setup_error
+from .console_state import ACCESS_TTL, REFRESH_TTL, ConsoleState
 from .wire import flask_json
 
 _SECRET_FIELDS = ("password",)

@@ -2,8 +2,10 @@
 sessions with CSRF tokens, DSL imports (incl. pending/confirm), publishing, Service API keys.
 
 Texts and status codes follow the Dify 1.13.2 console recordings (console/01a-10h). Handlers
-live in console.py; this module holds no HTTP. Apps imported here are served by the emulator's
-Service API as soon as they have a key and (for chatflows/workflows) a published workflow.
+live in console.py; this module holds no HTTP; the records and error answers are in
+console_records.py, the DSL checks of an import in console_dsl.py. Apps imported here are served
+by the emulator's Service API as soon as they have a key and (for chatflows/workflows) a
+published workflow.
 """
 
 from __future__ import annotations
@@ -15,214 +17,38 @@ import secrets
 import string
 import tempfile
 import time
-import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from .console_dsl import APP_MODES, failed, import_body, read_dsl
+from .console_records import (
+    Admin,
+    ConsoleApp,
+    ConsoleReply,
+    Grant,
+    PendingImport,
+    ServiceKey,
+    new_id,
+    now,
+    restx_error,
+    setup_error,
+)
 from .dsl import GRAPH_MODES, AppSpec, load_app
 from .service import Emulator
 
-CURRENT_DSL_VERSION = "0.6.0"
 MAX_KEYS = 10  # per app (08c)
 ACCESS_TTL = 3600  # ACCESS_TOKEN_EXPIRE_MINUTES = 60
 REFRESH_TTL = 30 * 86400  # REFRESH_TOKEN_EXPIRE_DAYS = 30
 PENDING_TTL = 600  # a pending import waits 10 minutes for its confirm
 LOGIN_ERROR_LIMIT = 5  # more wrong passwords than this lock the email out
-APP_MODES = frozenset({"advanced-chat", "workflow", "chat", "agent-chat", "completion"})
 NOT_SETUP = (
     "Dify has not been initialized and installed yet. Please proceed with the initialization "
     "and installation process first."
 )
 _EMAIL = re.compile(r"^[\w.+-]+@([\w-]+\.)+[\w-]{2,}$")
 _PASSWORD = re.compile(r"^(?=.*[a-zA-Z])(?=.*\d).{8,}$")
-# The PEP 440 shapes a DSL version takes (Dify parses it with packaging.version).
-_VERSION = re.compile(
-    r"^v?(\d+(?:\.\d+)*)(?:[-_.]?(?:a|b|c|rc|alpha|beta|pre|preview)[-_.]?\d*)?"
-    r"(?:[-_.]?(?:post|rev|r)[-_.]?\d*)?(?:[-_.]?dev[-_.]?\d*)?(?:\+[a-z0-9.]+)?$",
-    re.IGNORECASE,
-)
 _KEY_ALPHABET = string.ascii_letters + string.digits
-
-
-class ConsoleReply(Exception):
-    """A console answer other than success. `newline`: flask-restx bodies end in a newline,
-    the /setup router's and the login cookies responses do not (Content-Length in 01a, 03a)."""
-
-    def __init__(
-        self, status: int, body: dict[str, Any], *, newline: bool = True, challenge: bool = False
-    ) -> None:
-        super().__init__(body)
-        self.status = status
-        self.body = body
-        self.newline = newline
-        self.challenge = challenge  # 401s from login_required carry WWW-Authenticate
-
-
-def restx_error(code: str, message: str, status: int) -> ConsoleReply:
-    return ConsoleReply(
-        status, {"code": code, "message": message, "status": status}, challenge=status == 401
-    )
-
-
-def setup_error(kind: str, message: str, status: int, **extra: Any) -> ConsoleReply:
-    return ConsoleReply(
-        status,
-        {"error": {"type": kind, "message": message, "status": status, **extra}},
-        newline=False,
-    )
-
-
-def now() -> int:
-    return int(time.time())
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-@dataclass
-class Admin:
-    email: str
-    name: str
-    password: str
-    id: str = field(default_factory=new_id)
-
-
-@dataclass
-class ServiceKey:
-    token: str
-    id: str = field(default_factory=new_id)
-    created_at: int = field(default_factory=now)
-
-    def to_api(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "type": "app",
-            "token": self.token,
-            "last_used_at": None,
-            "created_at": self.created_at,
-        }
-
-
-@dataclass
-class ConsoleApp:
-    id: str
-    name: str
-    mode: str
-    description: str = ""
-    icon: str = "\U0001f916"
-    icon_background: str = "#FFEAD5"
-    draft: Path | None = None  # the imported DSL; None for the emulator's preloaded apps
-    workflow_id: str | None = None  # the published workflow (graph apps)
-    published_at: int | None = None
-    served: AppSpec | None = None  # what the Service API runs
-    keys: list[ServiceKey] = field(default_factory=list)
-    created_at: int = field(default_factory=now)
-    updated_at: int = field(default_factory=now)
-
-    def summary(self, author: str) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "max_active_requests": None,
-            "description": self.description,
-            "mode": self.mode,
-            "icon_type": "emoji",
-            "icon": self.icon,
-            "icon_background": self.icon_background,
-            "model_config": None,
-            "workflow": self._workflow(),
-            "use_icon_as_answer_icon": False,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "tags": [],
-            "access_mode": None,
-            "author_name": author,
-            "icon_url": None,
-        }
-
-    def detail(self, api_base_url: str) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "description": self.description,
-            "mode": self.mode,
-            "icon": self.icon,
-            "icon_background": self.icon_background,
-            "enable_site": True,
-            "enable_api": True,
-            "model_config": None,
-            "workflow": self._workflow(),
-            "tracing": None,
-            "use_icon_as_answer_icon": False,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "access_mode": None,
-            "tags": [],
-            "icon_type": "emoji",
-            "api_base_url": api_base_url,
-            "max_active_requests": None,
-            "deleted_tools": [],
-            "icon_url": None,
-        }
-
-    def _workflow(self) -> dict[str, Any] | None:
-        if self.workflow_id is None:
-            return None
-        return {
-            "id": self.workflow_id,
-            "created_at": self.published_at,
-            "updated_by": None,
-            "updated_at": self.published_at,
-        }
-
-
-@dataclass
-class PendingImport:
-    text: str
-    app_id: str | None
-    expires_at: float
-
-
-@dataclass
-class Grant:
-    account_id: str
-    expires_at: float
-
-
-def _parse_version(text: str) -> tuple[int, int, int] | None:
-    match = _VERSION.match(text.strip())
-    if not match:
-        return None
-    parts = [int(p) for p in match.group(1).split(".")] + [0, 0]
-    return parts[0], parts[1], parts[2]
-
-
-def _import_body(
-    import_id: str,
-    status: str,
-    app_id: str | None = None,
-    app_mode: str | None = None,
-    version: str = "",
-    error: str = "",
-) -> dict[str, Any]:
-    return {
-        "id": import_id,
-        "status": status,
-        "app_id": app_id,
-        "app_mode": app_mode,
-        "current_dsl_version": CURRENT_DSL_VERSION,
-        "imported_dsl_version": version,
-        "error": error,
-    }
-
-
-def _failed(import_id: str, error: str) -> ConsoleReply:
-    return ConsoleReply(400, _import_body(import_id, "failed", error=error))
 
 
 class ConsoleState:
@@ -418,64 +244,43 @@ class ConsoleState:
             raise restx_error("invalid_param", f"Invalid import_mode: {mode}", 400)  # 06h
         import_id = new_id()
         if mode == "yaml-url":
-            raise _failed(import_id, "The emulator does not fetch yaml_url; send yaml_content")
+            raise failed(import_id, "The emulator does not fetch yaml_url; send yaml_content")
         text = payload.get("yaml_content")
         if not text or not isinstance(text, str):
-            raise _failed(import_id, "yaml_content is required when import_mode is yaml-content")
+            raise failed(import_id, "yaml_content is required when import_mode is yaml-content")
         target = payload.get("app_id")
         return self._import(import_id, text, str(target) if target else None, confirmed=False)
 
     def confirm_import(self, import_id: str) -> tuple[int, dict[str, Any]]:
         pending = self.pending.pop(import_id, None)
         if pending is None or pending.expires_at < time.time():
-            raise _failed(import_id, "Import information expired or does not exist")  # 06e
+            raise failed(import_id, "Import information expired or does not exist")  # 06e
         return self._import(import_id, pending.text, pending.app_id, confirmed=True)
 
     def _import(
         self, import_id: str, text: str, target: str | None, confirmed: bool
     ) -> tuple[int, dict[str, Any]]:
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise _failed(import_id, f"Invalid YAML format: {exc}") from None  # 06a
-        if not isinstance(doc, dict):
-            raise _failed(import_id, "Invalid YAML format: content must be a mapping")  # 06b
-        version = doc.get("version", "0.1.0")
-        if not isinstance(version, str):
-            raise _failed(import_id, f"Invalid version type, expected str, got {type(version)}")
-        parsed = _parse_version(version)
-        if parsed is None:
-            raise _failed(import_id, f"Invalid version: '{version}'")  # 06f
-        app_data = doc.get("app")
-        if not app_data or not isinstance(app_data, dict):
-            raise _failed(import_id, "Missing app data in YAML content")  # 06g
-        current = _parse_version(CURRENT_DSL_VERSION)
-        assert current is not None
-        status = "completed"
-        if parsed > current or parsed[0] < current[0]:
-            status = "pending"
-        elif parsed[1] < current[1]:
-            status = "completed-with-warnings"
+        version, status, app_data = read_dsl(import_id, text)
         existing = None
         if target:
             existing = self.apps.get(target)
             if existing is None:
-                raise _failed(import_id, "App not found")
+                raise failed(import_id, "App not found")
             if existing.mode not in GRAPH_MODES:
-                raise _failed(import_id, "Only workflow or advanced chat modes can be overwritten")
+                raise failed(import_id, "Only workflow or advanced chat modes can be overwritten")
         if status == "pending" and not confirmed:  # 06c: nothing created until the confirm
             self.pending[import_id] = PendingImport(text, target, time.time() + PENDING_TTL)
-            return 202, _import_body(import_id, "pending", version=version)
+            return 202, import_body(import_id, "pending", version=version)
         mode = str(app_data.get("mode") or "")
         if mode not in APP_MODES:
-            raise _failed(import_id, f"Invalid app mode: {mode or None}")
+            raise failed(import_id, f"Invalid app mode: {mode or None}")
         app = existing or ConsoleApp(id=new_id(), name="", mode=mode)
         draft = Path(self._dsl_dir.name) / f"{app.id}.yml"
         draft.write_text(text, encoding="utf-8")
         try:
             spec = self._spec(app, draft)
         except Exception as exc:  # the emulator cannot run this DSL: say why, as Dify would
-            raise _failed(import_id, f"{type(exc).__name__}: {exc}") from None
+            raise failed(import_id, f"{type(exc).__name__}: {exc}") from None
         app.name = str(app_data.get("name") or app.name or "Untitled")
         app.mode = mode
         app.description = str(app_data.get("description") or "")
@@ -488,7 +293,7 @@ class ConsoleState:
         self.apps[app.id] = app
         self._serve(app)
         final = "completed" if confirmed else status  # 06d: a confirmed import is completed
-        return 200, _import_body(import_id, final, app.id, mode, version)
+        return 200, import_body(import_id, final, app.id, mode, version)
 
     def _spec(self, app: ConsoleApp, draft: Path) -> AppSpec:
         spec = load_app(draft)
