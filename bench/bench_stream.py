@@ -28,6 +28,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import procs
 
+BENCH_KEY = "bench-bridge-key"
+
+
+def group_config(dify: str, upstreams: int) -> str:
+    """A YAML config serving o1 from `upstreams` upstreams, all the same stand-in app (the
+    base URLs differ only in trailing slashes, so each is its own upstream while the work
+    behind them is identical: the comparison measures the bridge, not more Dify capacity)."""
+    path = Path(tempfile.mkdtemp(prefix="bench-upstreams-")) / "bridge.yaml"
+    if upstreams == 1:
+        model = {"id": "o1", "app_key": "app-flood", "dify_url": f"{dify}/v1"}
+    else:
+        urls = [f"{dify}/v1" + "/" * i for i in range(upstreams)]
+        model = {"id": "o1", "upstreams": [{"dify_url": u, "app_key": "app-flood"} for u in urls]}
+    path.write_text(json.dumps({"models": [model], "api_keys": [BENCH_KEY]}))
+    return str(path)
+
 
 def expected_answer(chunks: int) -> str:
     return "".join(f"w{i} " for i in range(chunks))
@@ -68,7 +84,9 @@ async def run_round(target: str, base: str, args: argparse.Namespace) -> float:
     else:
         url = f"{base}/v1/chat/completions"
         body = {"model": "o1", "stream": True, "messages": [{"role": "user", "content": query}]}
-    headers = {"Authorization": "Bearer app-flood"}
+    # The upstream-group targets serve o1 as a managed model: a bridge key, not the app key.
+    key = BENCH_KEY if target.endswith("up") else "app-flood"
+    headers = {"Authorization": f"Bearer {key}"}
     want = expected_answer(args.chunks)
     semaphore = asyncio.Semaphore(args.concurrency)
     limits = httpx.Limits(max_connections=args.concurrency)
@@ -121,6 +139,12 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=0, help="also `dify-bridge serve --workers N`"
     )
+    parser.add_argument(
+        "--upstreams",
+        type=int,
+        default=0,
+        help="also o1 as a managed model of 1 and of N upstreams (docs/upstreams.md)",
+    )
     args = parser.parse_args()
 
     with contextlib.ExitStack() as stack:
@@ -131,6 +155,10 @@ def main() -> None:
             targets[f"bridge-{args.workers}w"] = stack.enter_context(
                 procs.bridge(dify, workers=args.workers)
             )
+        if args.upstreams > 1:
+            for count in (1, args.upstreams):
+                config = {"BRIDGE_CONFIG": group_config(dify, count)}
+                targets[f"bridge-{count}up"] = stack.enter_context(procs.bridge(dify, env=config))
         if args.granian:
             targets["bridge-granian"] = stack.enter_context(procs.bridge(dify, server="granian"))
         if args.baseline:
@@ -166,6 +194,13 @@ def main() -> None:
         print(
             f"{name:<24}{statistics.median(ratios):>21.2f}x"
             f"{statistics.median(seconds[name]):>10.2f}{us:>14}"
+        )
+    if args.upstreams > 1:
+        one, many = seconds["bridge-1up"], seconds[f"bridge-{args.upstreams}up"]
+        ratios = [a / b for a, b in zip(one, many, strict=True)]
+        print(
+            f"{args.upstreams} upstreams vs 1 upstream (same model, managed): "
+            f"{statistics.median(ratios):.2f}x throughput (median of rounds)"
         )
 
 

@@ -103,13 +103,18 @@ def bridge_env(dify_url: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def bridge(
-    dify_url: str, *, source: Path = ROOT, server: str = "serve", workers: int = 1
+    dify_url: str,
+    *,
+    source: Path = ROOT,
+    server: str = "serve",
+    workers: int = 1,
+    env: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, int]]:
     """A bridge process from `source` (a checkout of any revision); yields (URL, pid).
     `serve` is the shipped entry point (`dify-bridge serve`: uvicorn with the bridge's edge
     guards); `uvicorn` and `granian` serve the bare app factory."""
     port = free_port()
-    env = {**bridge_env(dify_url), "PYTHONPATH": str(source)}
+    env = {**bridge_env(dify_url), "PYTHONPATH": str(source), **(env or {})}
     if server == "serve":
         cmd = [sys.executable, "-m", "bridge.cli", "serve", "--port", str(port)]
         cmd += ["--workers", str(workers)] if workers > 1 else []

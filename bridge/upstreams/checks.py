@@ -56,8 +56,8 @@ def compare(model: ModelConfig, where: str, shapes: list[AppShape | None]) -> No
         at = f"{where}.upstreams[{index}]"
         if shape.mode and first.mode and shape.mode != first.mode:
             raise ConfigError(
-                f"{at}.mode: model {model.id!r}: upstream {upstream.name!r} serves a "
-                f"{shape.mode} app, upstream {name!r} a {first.mode} app"
+                f"{at}.mode: model {model.id!r}: upstream {upstream.name!r} serves mode "
+                f"{shape.mode}, upstream {name!r} mode {first.mode}"
             )
         if shape.required != first.required:
             raise ConfigError(
