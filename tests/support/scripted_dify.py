@@ -21,7 +21,8 @@ import json
 import uuid
 from typing import Any
 
-_HEAD_END = b"\r\n\r\n"
+from tests.support.raw_http import LAST_CHUNK, SSE_HEAD, chunk, json_response, read_request
+
 # Bounds the hold, so a stand-in left behind by a failed test still goes away.
 HOLD_SECONDS = 120.0
 
@@ -136,41 +137,11 @@ class Stats:
         self.stops: list[str] = []
 
 
-def _json_response(status: int, body: object) -> bytes:
-    raw = json.dumps(body).encode()
-    return (
-        f"HTTP/1.1 {status} OK\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(raw)}\r\n\r\n"
-    ).encode() + raw
-
-
-def _chunk(data: bytes) -> bytes:
-    return b"%x\r\n%s\r\n" % (len(data), data)
-
-
 def _frame(event: dict[str, Any] | str, ids: dict[str, Any]) -> bytes:
     if isinstance(event, str):
-        return _chunk(b"data: " + event.encode() + b"\n\n")
+        return chunk(b"data: " + event.encode() + b"\n\n")
     payload = {"event": event["event"], **ids, **{k: v for k, v in event.items() if k != "event"}}
-    return _chunk(b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n")
-
-
-async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict, bytes] | None:
-    try:
-        head = await reader.readuntil(_HEAD_END)
-    except (asyncio.IncompleteReadError, ConnectionError):
-        return None
-    lines = head.decode("latin-1").split("\r\n")
-    method, path, _ = lines[0].split(" ", 2)
-    headers = {}
-    for line in lines[1:]:
-        if ":" in line:
-            name, value = line.split(":", 1)
-            headers[name.strip().lower()] = value.strip()
-    body = b""
-    if length := int(headers.get("content-length", "0")):
-        body = await reader.readexactly(length)
-    return method, path, headers, body
+    return chunk(b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n")
 
 
 async def _play(
@@ -187,16 +158,13 @@ async def _play(
         }
     else:
         ids |= {"workflow_run_id": "run-1"}
-    writer.write(
-        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
-        b"transfer-encoding: chunked\r\n\r\n"
-    )
-    writer.write(_chunk(b"event: ping\n\n"))
+    writer.write(SSE_HEAD)
+    writer.write(chunk(b"event: ping\n\n"))
     for event in events:
         writer.write(_frame(event, ids))
     await writer.drain()
     if after == "close":
-        writer.write(b"0\r\n\r\n")
+        writer.write(LAST_CHUNK)
         await writer.drain()
         return True
     # Hold: nothing more is sent until the client closes the connection (or the bound).
@@ -209,16 +177,16 @@ async def _play(
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stats: Stats) -> None:
     try:
-        while request := await _read_request(reader):
+        while request := await read_request(reader):
             method, path, headers, _body = request
             key = headers.get("authorization", "").removeprefix("Bearer ").strip()
             script = SCRIPTS.get(key)
             if path.endswith("/stop") and method == "POST":
                 stats.stops.append(path.split("/")[-2])
-                writer.write(_json_response(200, {"result": "success"}))
+                writer.write(json_response(200, {"result": "success"}))
             elif path == "/_scripted/stats":
                 writer.write(
-                    _json_response(
+                    json_response(
                         200,
                         {
                             "open_streams": stats.open_streams,
@@ -229,7 +197,7 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sta
                 )
             elif script is None:
                 writer.write(
-                    _json_response(
+                    json_response(
                         401,
                         {
                             "code": "unauthorized",
@@ -240,14 +208,14 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sta
                 )
             elif path.startswith("/v1/info"):
                 writer.write(
-                    _json_response(
+                    json_response(
                         200, {"name": key, "description": "", "tags": [], "mode": script[0]}
                     )
                 )
             elif path.startswith("/v1/parameters"):
                 moderated = key in MODERATED
                 writer.write(
-                    _json_response(
+                    json_response(
                         200,
                         {
                             "user_input_form": [],
@@ -270,7 +238,7 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sta
                     stats.open_streams -= 1
             else:
                 writer.write(
-                    _json_response(404, {"code": "not_found", "message": path, "status": 404})
+                    json_response(404, {"code": "not_found", "message": path, "status": 404})
                 )
             await writer.drain()
     except (ConnectionError, asyncio.IncompleteReadError):

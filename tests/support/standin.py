@@ -30,7 +30,8 @@ import uuid
 import zlib
 from collections.abc import Iterator
 
-_HEAD_END = b"\r\n\r\n"
+from tests.support.raw_http import LAST_CHUNK, SSE_HEAD, chunk, json_response, read_request
+
 _CHUNKS = re.compile(r"chunks=(\d+)")
 
 
@@ -43,45 +44,14 @@ class Stats:
 
 
 def _event(payload: dict) -> bytes:
-    data = b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
-    return b"%x\r\n%s\r\n" % (len(data), data)
-
-
-def _json_response(status: int, body: object) -> bytes:
-    raw = json.dumps(body).encode()
-    return (
-        f"HTTP/1.1 {status} OK\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(raw)}\r\n\r\n"
-    ).encode() + raw
+    return chunk(b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n")
 
 
 _PING = b"d\r\nevent: ping\n\n\r\n"  # Dify's keepalive, a 13-byte chunk
-_SSE_HEAD = (
-    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
-    b"transfer-encoding: chunked\r\n\r\n"
-)
-
-
-async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict, bytes] | None:
-    try:
-        head = await reader.readuntil(_HEAD_END)
-    except (asyncio.IncompleteReadError, ConnectionError):
-        return None
-    lines = head.decode("latin-1").split("\r\n")
-    method, path, _ = lines[0].split(" ", 2)
-    headers = {}
-    for line in lines[1:]:
-        if ":" in line:
-            name, value = line.split(":", 1)
-            headers[name.strip().lower()] = value.strip()
-    body = b""
-    if length := int(headers.get("content-length", "0")):
-        body = await reader.readexactly(length)
-    return method, path, headers, body
 
 
 async def _flood(writer: asyncio.StreamWriter, chunks: int, ids: dict) -> None:
-    writer.write(_SSE_HEAD)
+    writer.write(SSE_HEAD)
     writer.write(_PING)
     for i in range(chunks):
         writer.write(_event({"event": "message", **ids, "answer": f"w{i} "}))
@@ -89,7 +59,7 @@ async def _flood(writer: asyncio.StreamWriter, chunks: int, ids: dict) -> None:
             await writer.drain()
     usage = {"prompt_tokens": 1, "completion_tokens": chunks, "total_tokens": chunks + 1}
     writer.write(_event({"event": "message_end", **ids, "metadata": {"usage": usage}}))
-    writer.write(b"0\r\n\r\n")
+    writer.write(LAST_CHUNK)
     await writer.drain()
 
 
@@ -98,7 +68,7 @@ async def _silent(
 ) -> None:
     stop = asyncio.Event()
     stats.held[ids["task_id"]] = stop
-    writer.write(_SSE_HEAD)
+    writer.write(SSE_HEAD)
     writer.write(_event({"event": "message", **ids, "answer": "."}))
     await writer.drain()
     gone = asyncio.ensure_future(reader.read(1))  # b"" once the client closes
@@ -107,16 +77,12 @@ async def _silent(
         await asyncio.wait({gone, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if stop.is_set():
             writer.write(_event({"event": "message_end", **ids, "metadata": {}}))
-            writer.write(b"0\r\n\r\n")
+            writer.write(LAST_CHUNK)
             await writer.drain()
     finally:
         for task in (gone, stopper):
             task.cancel()
         stats.held.pop(ids["task_id"], None)
-
-
-def _chunk(data: bytes) -> bytes:
-    return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 def _message(ids: dict, answer: str) -> bytes:
@@ -133,21 +99,21 @@ async def _fault(writer: asyncio.StreamWriter, key: str, ids: dict) -> None:
         )
         return
     if key == "app-nosep":
-        writer.write(_SSE_HEAD)
+        writer.write(SSE_HEAD)
         for word in ("a", "b", "c"):
-            writer.write(_chunk(_message(ids, word).rstrip(b"\n") + b"\n"))
-        writer.write(b"0\r\n\r\n")
+            writer.write(chunk(_message(ids, word).rstrip(b"\n") + b"\n"))
+        writer.write(LAST_CHUNK)
         return
-    head = _SSE_HEAD.replace(b"transfer-encoding", b"content-encoding: gzip\r\ntransfer-encoding")
+    head = SSE_HEAD.replace(b"transfer-encoding", b"content-encoding: gzip\r\ntransfer-encoding")
     writer.write(head)
     if key == "app-gzip-bad-mid":
         gzip = zlib.compressobj(wbits=31)
         good = b"".join(_message(ids, f"w{i} ") for i in range(5))
-        writer.write(_chunk(gzip.compress(good) + gzip.flush(zlib.Z_SYNC_FLUSH)))
+        writer.write(chunk(gzip.compress(good) + gzip.flush(zlib.Z_SYNC_FLUSH)))
         await writer.drain()
         await asyncio.sleep(0.2)
-    writer.write(_chunk(b"\x00this is not deflate data\xff" * 8))
-    writer.write(b"0\r\n\r\n")
+    writer.write(chunk(b"\x00this is not deflate data\xff" * 8))
+    writer.write(LAST_CHUNK)
 
 
 _FAULTS = frozenset({"app-html", "app-nosep", "app-gzip-bad-start", "app-gzip-bad-mid"})
@@ -155,7 +121,7 @@ _FAULTS = frozenset({"app-html", "app-nosep", "app-gzip-bad-start", "app-gzip-ba
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stats: Stats) -> None:
     try:
-        while request := await _read_request(reader):
+        while request := await read_request(reader):
             method, path, headers, body = request
             key = headers.get("authorization", "").removeprefix("Bearer ").strip()
             if path.startswith("/v1/chat-messages/") and path.endswith("/stop"):
@@ -163,7 +129,7 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sta
                 task_id = path.split("/")[3]
                 if task_id in stats.held:
                     stats.held[task_id].set()
-                writer.write(_json_response(200, {"result": "success"}))
+                writer.write(json_response(200, {"result": "success"}))
             elif path == "/v1/chat-messages" and method == "POST":
                 payload = json.loads(body or b"{}")
                 ids = {
@@ -187,10 +153,10 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sta
                 finally:
                     stats.open_streams -= 1
             elif path.startswith("/v1/info"):
-                writer.write(_json_response(200, {"name": "standin", "mode": "chat"}))
+                writer.write(json_response(200, {"name": "standin", "mode": "chat"}))
             elif path.startswith("/v1/parameters"):
                 writer.write(
-                    _json_response(
+                    json_response(
                         200,
                         {
                             "user_input_form": [],
@@ -201,7 +167,7 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sta
                 )
             elif path == "/_standin/stats":
                 writer.write(
-                    _json_response(
+                    json_response(
                         200,
                         {
                             "stops": stats.stops,
@@ -211,7 +177,7 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sta
                     )
                 )
             else:
-                writer.write(_json_response(404, {"code": "not_found", "message": path}))
+                writer.write(json_response(404, {"code": "not_found", "message": path}))
             await writer.drain()
     except (ConnectionError, asyncio.IncompleteReadError):
         pass
