@@ -16,6 +16,7 @@ from bridge.settings.upstreams import UpstreamConfig
 from bridge.upstreams import metrics as m
 from bridge.upstreams.balance import STRATEGIES
 from bridge.upstreams.breaker import BreakerBackend, BreakerState, now_ms
+from bridge.upstreams.checks import AppShape
 
 if TYPE_CHECKING:
     from bridge.upstreams.pool import UpstreamPool
@@ -74,6 +75,7 @@ class UpstreamGroup:
         self._pool = pool
         self._backend = backend
         self._read_at = -math.inf
+        self.shape: AppShape | None = None  # mode + required inputs, learned at start
         for upstream in self.members:
             m.UPSTREAM_HEALTHY.labels(self.model, upstream.name).set(1)
 

@@ -12,6 +12,7 @@ from bridge.dify.client import DifyClient
 from bridge.errors import BridgeError
 from bridge.settings import ModelConfig, Settings
 from bridge.upstreams.breaker import BreakerBackend, LocalBreakers
+from bridge.upstreams.checks import AppShape, required_inputs
 from bridge.upstreams.failover import failover_cause
 from bridge.upstreams.group import Upstream, UpstreamGroup
 
@@ -65,7 +66,10 @@ class UpstreamPool:
         incompatible ones), then start the periodic health checks that were asked for."""
         for group in self.groups.values():
             await group.refresh()
-            results = await asyncio.gather(*(self._reachable(u) for u in group.members))
+            inspected = await asyncio.gather(*(self._inspect(u) for u in group.members))
+            results = [cause for cause, _ in inspected]
+            # What a returning upstream must still be (the start-up check compared them all).
+            group.shape = next((shape for _, shape in inspected if shape is not None), None)
             if any(cause is None for cause in results):
                 for upstream, cause in zip(group.members, results, strict=True):
                     if cause is not None and upstream.state.until == 0:
@@ -99,6 +103,19 @@ class UpstreamPool:
             return failover_cause(exc) or "probe_failed"
         return None
 
+    async def _inspect(self, upstream: Upstream) -> tuple[str | None, AppShape | None]:
+        """(None, its mode and required inputs) if the app answers `/info` and
+        `/parameters`, else (the failure's cause label, None)."""
+        try:
+            async with asyncio.timeout(self.settings.connect_timeout + 5.0):
+                info = await self.dify.info(upstream.target)
+                parameters = await self.dify.parameters(upstream.target)
+        except TimeoutError:
+            return "probe_timeout", None
+        except Exception as exc:
+            return failover_cause(exc) or "probe_failed", None
+        return None, AppShape(info.mode, required_inputs(parameters))
+
     def probe_soon(self, group: UpstreamGroup, upstream: Upstream) -> None:
         """The cool-down is over: one probe (per process; per Redis, one for all) decides."""
         if any(task.get_name() == upstream.uid for task in self._probing):
@@ -110,7 +127,12 @@ class UpstreamPool:
     async def _probe(self, group: UpstreamGroup, upstream: Upstream) -> None:
         if not await self.backend.claim_probe(upstream.uid, self.settings.connect_timeout + 5.0):
             return
-        cause = await self._reachable(upstream)
+        cause, shape = await self._inspect(upstream)
+        if cause is None and group.shape is not None and shape != group.shape:
+            # It came back as another kind of app (redeployed with another DSL): running
+            # this model's requests there would fail or answer differently.
+            log.error("upstream_incompatible", model=group.model, upstream=upstream.name)
+            cause = "incompatible"
         log.info("upstream_probe", model=group.model, upstream=upstream.name, cause=cause)
         if cause is None:
             await group.succeeded(upstream, probe=True)
