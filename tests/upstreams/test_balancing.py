@@ -11,7 +11,6 @@ from tests.support.shipped import emulator_processes, shipped_bridge, upstream_p
 from tests.upstreams.helpers import EMULATOR_ARGS, config_file, group, many, metric, say
 
 
-
 @pytest.fixture(scope="module")
 def emulators():
     with emulator_processes(3, *EMULATOR_ARGS) as started:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 
 import httpx
-import pytest
 
 from tests.support.redis_server import running_redis_server
 from tests.support.shipped import emulator_processes, shipped_bridge
@@ -95,7 +94,7 @@ def test_killed_upstream_owner_rule_breaker_and_recovery():
                 and metric(bridge.url, "bridge_upstream_healthy", upstream="u0") == 1
             )
             assert metric(bridge.url, "bridge_upstream_restores_total", upstream="u0") >= 1
-            restored = [f for f in firsts if owners[f] == 0][0]
+            restored = next(f for f in firsts if owners[f] == 0)
             again = _turn_two(bridge.url, restored, replies[firsts.index(restored)])
             assert again.status_code == 200, again.text
             log = bridge.log_lines()
