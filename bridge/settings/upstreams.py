@@ -111,8 +111,7 @@ def parse_upstreams_env(raw: str) -> list[dict[str, object]]:
             name = name.strip()
             if not sep or name not in ("weight", "priority", "name"):
                 raise ConfigError(
-                    f"BRIDGE_UPSTREAMS[{index}]: unknown option {name!r} "
-                    "(weight, priority, name)"
+                    f"BRIDGE_UPSTREAMS[{index}]: unknown option {name!r} (weight, priority, name)"
                 )
             item[name] = value.strip()
         upstreams.append(item)

@@ -59,8 +59,8 @@ class Upstream:
 
     def first_event(self, seconds: float) -> None:
         m.UPSTREAM_TTFE.labels(self.model, self.name).observe(seconds)
-        self.ttfe = seconds if self.ttfe is None else (
-            TTFE_ALPHA * seconds + (1 - TTFE_ALPHA) * self.ttfe
+        self.ttfe = (
+            seconds if self.ttfe is None else (TTFE_ALPHA * seconds + (1 - TTFE_ALPHA) * self.ttfe)
         )
 
 

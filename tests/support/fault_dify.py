@@ -45,8 +45,11 @@ def _response(status: int, body: bytes) -> bytes:
 
 
 async def handle(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, args: argparse.Namespace,
-    stats: dict[str, int], http: httpx.AsyncClient,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    args: argparse.Namespace,
+    stats: dict[str, int],
+    http: httpx.AsyncClient,
 ) -> None:
     try:
         while True:

@@ -72,9 +72,7 @@ def test_least_busy_prefers_the_idle_upstream(emulators):
 def test_refusing_upstream_moves_traffic_without_client_errors(emulators, fault):
     healthy = emulators[2]
     with upstream_process("fault", "--behind", healthy.url, "--fault", fault) as refusing:
-        config = config_file(
-            [group([refusing, healthy.url], balance="round_robin")]
-        )
+        config = config_file([group([refusing, healthy.url], balance="round_robin")])
         before = healthy.runs()
         with shipped_bridge(healthy.url, BRIDGE_CONFIG=config) as bridge:
             answers = many(20, lambda i: say(bridge.url, f"f {i}"), workers=4)

@@ -90,8 +90,10 @@ def test_killed_upstream_owner_rule_breaker_and_recovery():
             # Back at the same port: the cool-down ends, the probe closes the breaker.
             emulators[0].start()
             assert _until(
-                lambda: say(bridge.url, "probe me").status_code == 200
-                and metric(bridge.url, "bridge_upstream_healthy", upstream="u0") == 1
+                lambda: (
+                    say(bridge.url, "probe me").status_code == 200
+                    and metric(bridge.url, "bridge_upstream_healthy", upstream="u0") == 1
+                )
             )
             assert metric(bridge.url, "bridge_upstream_restores_total", upstream="u0") >= 1
             restored = next(f for f in firsts if owners[f] == 0)
@@ -110,7 +112,9 @@ def test_owner_down_forks_when_opted_in():
         config = config_file([group([e.url for e in emulators], **options)])
         with shipped_bridge(emulators[0].url, BRIDGE_CONFIG=config, LOG_FORMAT="json") as bridge:
             firsts = ["fork a", "fork b"]
-            replies = [say(bridge.url, t).json()["choices"][0]["message"]["content"] for t in firsts]
+            replies = [
+                say(bridge.url, t).json()["choices"][0]["message"]["content"] for t in firsts
+            ]
             owners = _owners(emulators, firsts)
             on_dead = next(f for f in firsts if owners[f] == 0)
             emulators[0].kill()

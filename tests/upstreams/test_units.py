@@ -19,8 +19,10 @@ from bridge.upstreams.failover import failover_cause
         (DifyAPIError(503, None, "Service Unavailable"), "http_503"),
         (DifyAPIError(504, None, "Gateway Timeout"), "http_504"),
         (DifyAPIError(429, "too_many_requests", "Too many requests."), "rate_limited"),
-        (DifyAPIError(400, "invalid_param", "Too many requests. Please try again later."),
-         "rate_limited"),
+        (
+            DifyAPIError(400, "invalid_param", "Too many requests. Please try again later."),
+            "rate_limited",
+        ),
         (DifyAPIError(400, "provider_quota_exceeded", "quota"), "quota"),
         (DifyAPIError(400, "app_unavailable", "App unavailable."), "app_unavailable"),
         (DifyAPIError(401, "unauthorized", "Access token is invalid"), "invalid_key"),
