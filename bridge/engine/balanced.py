@@ -59,15 +59,16 @@ async def prepare_balanced(
     owner: Upstream | None = None
     owned = False
     pinned = pinned_conversation(args.get("pinned"), None)
+    owner_down = False
     if pinned:
-        owner = await _pinned_owner(service, group, pinned, user)
+        owner, owner_down = await _pinned_owner(service, group, pinned, user)
     elif not service.keeper.is_background_task(request, args.get("task_header")):
         owner = await find_owner(
             service.keeper.store, group, request, user=user, client_chat_key=args.get("chat_key")
         )
     tried: set[str] = set()
     if owner is not None:
-        if group.usable(owner):
+        if group.usable(owner) and not owner_down:
             owned = True
         elif group.config.on_owner_down == "fork":
             log.warning("conversation_forked", model=group.model, owner=owner.name)
@@ -112,9 +113,11 @@ async def _prepare_on(
 
 async def _pinned_owner(
     service: ChatService, group: UpstreamGroup, conversation_id: str, user: str
-) -> Upstream | None:
-    """A conversation id the client names: the upstream that knows it. One that is down may
-    be the owner, so it is reported as the owner (503, or a fork) when no other knows it."""
+) -> tuple[Upstream | None, bool]:
+    """A conversation id the client names (`X-Dify-Conversation-Id`, the Responses API's
+    `previous_response_id`): the upstream that knows it, and whether it is down. One that is
+    down may be the owner, so it is reported as the owner (503, or a fork) when no other
+    upstream knows the conversation."""
     down: Upstream | None = None
     for upstream in group.members:
         if not group.usable(upstream):
@@ -127,15 +130,14 @@ async def _pinned_owner(
                 "messages",
                 params={"conversation_id": conversation_id, "user": user, "limit": 1},
             )
-        except DifyAPIError as exc:
-            if exc.status != 404 and failover_cause(exc) is not None:
+        except (DifyAPIError, DifyUnreachable, DifyTimeout) as exc:
+            cause = failover_cause(exc)
+            if cause is not None and not (isinstance(exc, DifyAPIError) and exc.status == 404):
+                await group.failed(upstream, cause)
                 down = down or upstream
             continue
-        except (DifyUnreachable, DifyTimeout):
-            down = down or upstream
-            continue
-        return upstream
-    return down
+        return upstream, False
+    return down, down is not None
 
 
 async def start_balanced(service: ChatService, turn: PreparedTurn) -> DifyRun:

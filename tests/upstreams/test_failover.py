@@ -206,3 +206,28 @@ def test_check_reports_each_upstream(tmp_path):
     assert "FAIL" in bad
     assert "app-not-a-key" not in result.stdout + result.stderr
     assert result.returncode == 1
+
+
+def test_previous_response_id_follows_its_conversation_owner():
+    with emulator_processes(2, *EMULATOR_ARGS) as emulators:
+        config = config_file([group([e.url for e in emulators], balance="round_robin")])
+        with shipped_bridge(emulators[0].url, BRIDGE_CONFIG=config) as bridge:
+
+            def respond(text: str, previous: str | None = None) -> httpx.Response:
+                body = {"model": "o1", "input": text}
+                if previous:
+                    body["previous_response_id"] = previous
+                return httpx.post(f"{bridge.url}/v1/responses", json=body, timeout=60)
+
+            firsts = ["response a", "response b"]
+            ids = [respond(text).json()["id"] for text in firsts]
+            owners = _owners(emulators, firsts)
+            emulators[0].kill()
+            for text, response_id in zip(firsts, ids, strict=True):
+                answer = respond(f"next after {text}", response_id)
+                if owners[text] == 0:
+                    assert answer.status_code == 503, answer.text
+                    assert answer.json()["error"]["code"] == "upstream_unavailable"
+                    assert "retry-after" in answer.headers
+                else:
+                    assert answer.status_code == 200, answer.text
