@@ -7,12 +7,12 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from tests.support.collected import CollectedProcess
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -73,7 +73,7 @@ sys.exit(Launch(StartOptions(**spec["options"]), command=spec["command"]).run())
 """
 
 
-class Launcher:
+class Launcher(CollectedProcess):
     """The launcher in a process of its own (signals are per process), output collected."""
 
     def __init__(
@@ -86,44 +86,7 @@ class Launcher:
     ) -> None:
         self.recorded = recorded  # stand-ins' record files: teardown's safety net
         spec = json.dumps({"options": options, "command": command or BRIDGE_COMMAND})
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", _DRIVER, spec],
-            env=env,
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def wait_for(self, text: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.output:
-            if self.proc.poll() is not None:
-                self._reader.join(timeout=2)
-                if text in self.output:
-                    return
-                raise AssertionError(f"launcher exited ({self.proc.returncode}):\n{self.output}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {text!r} within {timeout}s:\n{self.output}")
-            time.sleep(0.05)
-
-    def wait(self, timeout: float = 30) -> int:
-        code = self.proc.wait(timeout=timeout)
-        self._reader.join(timeout=5)
-        return code
+        super().__init__([sys.executable, "-c", _DRIVER, spec], env=env, cwd=cwd, name="launcher")
 
     def kill(self) -> None:
         """Teardown's last resort, also for the stand-ins a failed test may have left."""

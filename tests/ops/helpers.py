@@ -9,10 +9,10 @@ import site
 import subprocess
 import sys
 import textwrap
-import threading
-import time
 import uuid
 from pathlib import Path
+
+from tests.support.collected import CollectedProcess
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "startup.sh"
@@ -81,52 +81,16 @@ _WITH_DEFAULT_SIGNALS = (
 )
 
 
-class Running:
+class Running(CollectedProcess):
     """startup.sh running in the background (its own session), output collected by a thread."""
+
+    poll_interval = 0.1
 
     def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
         self.env = env
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", _WITH_DEFAULT_SIGNALS, "bash", str(SCRIPT), *args],
-            env=env,
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,  # the session id lets teardown find every descendant
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def wait_for(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.output:
-            if self.proc.poll() is not None:
-                self._reader.join(timeout=2)
-                if text in self.output:
-                    return
-                raise AssertionError(
-                    f"startup.sh exited ({self.proc.returncode}) before printing {text!r}:\n"
-                    + self.output
-                )
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {text!r} within {timeout}s:\n{self.output}")
-            time.sleep(0.1)
-
-    def wait(self, timeout: float) -> int:
-        rc = self.proc.wait(timeout=timeout)
-        self._reader.join(timeout=5)
-        return rc
+        argv = [sys.executable, "-c", _WITH_DEFAULT_SIGNALS, "bash", str(SCRIPT), *args]
+        # start_new_session (CollectedProcess): the session id lets teardown find every descendant
+        super().__init__(argv, env=env, cwd=cwd, name="startup.sh")
 
     def kill_everything(self) -> None:
         """Last-resort teardown: SIGKILL whatever still carries our marker or session."""
