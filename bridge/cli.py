@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from bridge.launch.command import start
+from bridge.provision.command import admin_options, run_provision
 from bridge.settings import ConfigError, load_settings
 
 
@@ -193,31 +195,16 @@ def models(config: str | None) -> None:
     envvar="BRIDGE_CONFIG",
     help="Bridge YAML config to create/update (default: BRIDGE_CONFIG).",
 )
-@click.option("--admin-email", envvar="DIFY_ADMIN_EMAIL", help="Default: DIFY_ADMIN_EMAIL.")
-@click.option(
-    "--admin-password", envvar="DIFY_ADMIN_PASSWORD", help="Default: DIFY_ADMIN_PASSWORD."
-)
-@click.option("--admin-name", default="admin", show_default=True, help="For a fresh Dify.")
-@click.option("--init-password", envvar="DIFY_INIT_PASSWORD", help="Dify's INIT_PASSWORD.")
+@admin_options  # --admin-email, --admin-password, --admin-name, --init-password
 def provision(
     dsl_files: tuple[str, ...],
     dify_url: str | None,
     models: tuple[str, ...],
     write_config: str | None,
-    admin_email: str | None,
-    admin_password: str | None,
-    admin_name: str,
-    init_password: str | None,
+    **admin: Any,
 ) -> None:
     """Import Dify DSL files, publish them, create API keys, and write the bridge config."""
-    from bridge.provision.command import run_provision
-
-    sys.exit(
-        run_provision(
-            dsl_files, dify_url, models, write_config,
-            admin_email, admin_password, admin_name, init_password,
-        )
-    )  # fmt: skip
+    sys.exit(run_provision(dsl_files, dify_url, models, write_config, **admin))
 
 
 if __name__ == "__main__":

@@ -3,12 +3,34 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
 from .plan import EXIT_USAGE, Credentials, ProvisionError, provision
 from .report import render
+
+F = TypeVar("F", bound=Callable[..., object])
+
+# The Dify admin login, each option with its environment variable; they reach run_provision as
+# keyword arguments of the same names (admin_email, admin_password, admin_name, init_password).
+_ADMIN_OPTIONS = (
+    click.option("--admin-email", envvar="DIFY_ADMIN_EMAIL", help="Default: DIFY_ADMIN_EMAIL."),
+    click.option(
+        "--admin-password", envvar="DIFY_ADMIN_PASSWORD", help="Default: DIFY_ADMIN_PASSWORD."
+    ),
+    click.option("--admin-name", default="admin", show_default=True, help="For a fresh Dify."),
+    click.option("--init-password", envvar="DIFY_INIT_PASSWORD", help="Dify's INIT_PASSWORD."),
+)
+
+
+def admin_options(command: F) -> F:
+    """Decorator: the admin-credential options of `dify-bridge provision`, in help order."""
+    for option in reversed(_ADMIN_OPTIONS):
+        command = option(command)
+    return command
 
 
 def run_provision(
