@@ -4,7 +4,9 @@ answer in JSON, frame a chunked body. Only what a fast, hand-written server need
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import Iterator
 
 HEAD_END = b"\r\n\r\n"
 SSE_HEAD = (
@@ -44,3 +46,16 @@ def json_response(status: int, body: object) -> bytes:
 def chunk(data: bytes) -> bytes:
     """One chunk of a chunked body."""
     return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+@contextlib.contextmanager
+def connection(writer: asyncio.StreamWriter) -> Iterator[None]:
+    """Around one connection's request loop: a client that leaves is no error, and the socket
+    is closed however the loop ends."""
+    try:
+        yield
+    except (ConnectionError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            writer.close()

@@ -21,7 +21,14 @@ import json
 import uuid
 from typing import Any
 
-from tests.support.raw_http import LAST_CHUNK, SSE_HEAD, chunk, json_response, read_request
+from tests.support.raw_http import (
+    LAST_CHUNK,
+    SSE_HEAD,
+    chunk,
+    connection,
+    json_response,
+    read_request,
+)
 
 # Bounds the hold, so a stand-in left behind by a failed test still goes away.
 HOLD_SECONDS = 120.0
@@ -176,7 +183,7 @@ async def _play(
 
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stats: Stats) -> None:
-    try:
+    with connection(writer):
         while request := await read_request(reader):
             method, path, headers, _body = request
             key = headers.get("authorization", "").removeprefix("Bearer ").strip()
@@ -241,11 +248,6 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sta
                     json_response(404, {"code": "not_found", "message": path, "status": 404})
                 )
             await writer.drain()
-    except (ConnectionError, asyncio.IncompleteReadError):
-        pass
-    finally:
-        with contextlib.suppress(Exception):
-            writer.close()
 
 
 async def serve(host: str, port: int) -> None:

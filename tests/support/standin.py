@@ -30,7 +30,14 @@ import uuid
 import zlib
 from collections.abc import Iterator
 
-from tests.support.raw_http import LAST_CHUNK, SSE_HEAD, chunk, json_response, read_request
+from tests.support.raw_http import (
+    LAST_CHUNK,
+    SSE_HEAD,
+    chunk,
+    connection,
+    json_response,
+    read_request,
+)
 
 _CHUNKS = re.compile(r"chunks=(\d+)")
 
@@ -120,7 +127,7 @@ _FAULTS = frozenset({"app-html", "app-nosep", "app-gzip-bad-start", "app-gzip-ba
 
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stats: Stats) -> None:
-    try:
+    with connection(writer):
         while request := await read_request(reader):
             method, path, headers, body = request
             key = headers.get("authorization", "").removeprefix("Bearer ").strip()
@@ -179,11 +186,6 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sta
             else:
                 writer.write(json_response(404, {"code": "not_found", "message": path}))
             await writer.drain()
-    except (ConnectionError, asyncio.IncompleteReadError):
-        pass
-    finally:
-        with contextlib.suppress(Exception):
-            writer.close()
 
 
 async def serve(host: str, port: int) -> None:
