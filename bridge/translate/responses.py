@@ -1,57 +1,21 @@
-"""Responses API ↔ the bridge's chat pipeline (pure, no I/O).
+"""Responses API requests → the bridge's chat pipeline (pure, no I/O).
 
-- :func:`chat_request_for` turns a Responses request (plus the history of the response it
-  continues) into a :class:`ChatCompletionRequest`, so `ChatService.prepare` serves it;
-- :class:`ResponseBuilder` turns output items into the Responses event sequence and the final
-  `Response` object; :class:`ResponseEncoder` frames those events as SSE and
-  :class:`ResponseAggregator` keeps only the final object (non-stream requests).
-
-Output layout: reasoning (Dify flow steps, thinking) becomes a `reasoning` output item with
-one summary part; answer text becomes a `message` item with one `output_text` part. When they
-alternate, each switch closes the open item and opens a new one, so the order the client saw
-is kept. A run that ends without text still gets an empty message, where clients look for it.
+:func:`chat_request_for` turns a Responses request (plus the history of the response it
+continues, and the stored items its `item_reference` inputs name) into a
+:class:`ChatCompletionRequest`, so `ChatService.prepare` serves it like a chat turn;
+:func:`turn_history` is what the response store keeps of a turn for a later fork. The output
+side (events, the `Response` object) is `bridge.translate.responses_out`.
 """
 
 from __future__ import annotations
 
-import secrets
-import time
+from collections.abc import Mapping
 from typing import Any
 
-import msgspec
 import structlog
 
 from bridge.errors import BridgeError, bad_request
-from bridge.openai.responses import (
-    RESPONSE_IGNORED_FIELDS,
-    ContentPartAdded,
-    ContentPartDone,
-    ErrorDetail,
-    ErrorEvent,
-    OutputItem,
-    OutputItemAdded,
-    OutputItemDone,
-    OutputMessage,
-    OutputText,
-    OutputTextDelta,
-    OutputTextDone,
-    ReasoningItem,
-    ResponseCompleted,
-    ResponseCreated,
-    ResponseCreateRequest,
-    ResponseError,
-    ResponseEvent,
-    ResponseFailed,
-    ResponseInProgress,
-    ResponseObject,
-    ResponseStatus,
-    ResponseUsage,
-    SummaryPartAdded,
-    SummaryPartDone,
-    SummaryText,
-    SummaryTextDelta,
-    SummaryTextDone,
-)
+from bridge.openai.responses import RESPONSE_IGNORED_FIELDS, ResponseCreateRequest
 from bridge.openai.types import (
     ChatCompletionRequest,
     ChatMessage,
@@ -63,43 +27,80 @@ from bridge.openai.types import (
     RefusalPart,
     TextPart,
 )
-from bridge.translate.stream import (
-    ContentDelta,
-    ContentReplaced,
-    Failed,
-    Finished,
-)
-from bridge.translate.stream import OutputItem as StreamItem
 
 log = structlog.get_logger("bridge.responses")
 
-_encoder = msgspec.json.Encoder()
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
+_SHOWN_ID_CHARS = 256
 
 MAX_HISTORY_CHARS = 200_000
 History = list[tuple[str, str]]
 """Earlier turns of a stored response chain as ``(role, text)``: user and assistant only."""
 
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(16)}"
-
-
-# ---------------------------------------------------------------- request
+References = Mapping[str, ChatMessage | None]
+"""What the `item_reference` inputs of a request name: an output message of a stored response
+as the assistant message it was, ``None`` for an item that adds nothing (a reasoning item)."""
 
 
-def input_messages(value: str | list[dict[str, Any]] | None) -> list[ChatMessage]:
-    """The `input` of a Responses request as chat messages."""
+def item_not_found(item_id: str) -> BridgeError:
+    """OpenAI's answer for an `item_reference` to an unknown (or another key's) item."""
+    shown = item_id if len(item_id) <= _SHOWN_ID_CHARS else item_id[:_SHOWN_ID_CHARS] + "…"
+    return BridgeError(
+        404,
+        f"Item with id '{shown}' not found.",
+        param="input",
+        code="item_not_found",
+        retryable=False,
+    )
+
+
+def _is_reference(item: dict[str, Any]) -> bool:
+    kind = item.get("type")
+    # `type` may be left out of a reference (openai-python: `ItemReference.type` is optional).
+    return kind == "item_reference" or (kind is None and "role" not in item and "id" in item)
+
+
+def referenced_ids(value: str | list[dict[str, Any]] | None) -> list[str]:
+    """The ids the `item_reference` items of `input` name, in order."""
+    if not isinstance(value, list):
+        return []
+    ids = []
+    for index, item in enumerate(value):
+        if not _is_reference(item):
+            continue
+        item_id = item.get("id")
+        if not isinstance(item_id, str) or not item_id:
+            raise bad_request(
+                "An item reference needs the item's `id`.", param=f"input[{index}].id"
+            )
+        ids.append(item_id)
+    return ids
+
+
+def input_messages(
+    value: str | list[dict[str, Any]] | None, references: References | None = None
+) -> list[ChatMessage]:
+    """The `input` of a Responses request as chat messages; `item_reference` items are
+    replaced by what they name in ``references`` (an id not there is a 404)."""
     if value is None or value == "" or value == []:
         raise bad_request("`input` is required: a string or a list of input items.", param="input")
     if isinstance(value, str):
         return [ChatMessage(role="user", content=value)]
+    references = references or {}
     messages = []
     for index, item in enumerate(value):
-        kind = item.get("type", "message")
+        if _is_reference(item):
+            item_id = item.get("id")
+            if not isinstance(item_id, str) or item_id not in references:
+                raise item_not_found(str(item_id))
+            message = references[item_id]
+            if message is not None:
+                messages.append(message)
+            continue
+        kind = item.get("type") or "message"
         if kind != "message":
-            # Tool calls and their outputs, echoed reasoning, item references: the Dify app
-            # has no use for them (it owns tools and keeps its own memory).
+            # Tool calls and their outputs, echoed reasoning: the Dify app has no use for them
+            # (it owns tools and keeps its own memory).
             log.debug("responses_input_item_ignored", item_type=str(kind)[:64])
             continue
         messages.append(_message(item, f"input[{index}]"))
@@ -159,9 +160,17 @@ def _part(part: Any, param: str) -> ContentPart | None:
     return None
 
 
-def chat_request_for(request: ResponseCreateRequest, history: History) -> ChatCompletionRequest:
+def chat_request_for(
+    request: ResponseCreateRequest,
+    history: History,
+    *,
+    references: References | None = None,
+    user: str | None = None,
+) -> ChatCompletionRequest:
     """The chat request `prepare` serves: instructions, then the stored history of the
-    response being continued, then the new input."""
+    response being continued, then the new input (its item references resolved). ``user``,
+    when given, is the `user` to run as (`response_keeper.continuation` decides it: a
+    follow-up without `user` runs as the user of the response it continues)."""
     ignored = [name for name in RESPONSE_IGNORED_FIELDS if getattr(request, name) is not None]
     if ignored:
         log.debug("request_fields_ignored", fields=ignored)
@@ -169,12 +178,12 @@ def chat_request_for(request: ResponseCreateRequest, history: History) -> ChatCo
     if request.instructions:
         messages.append(ChatMessage(role="system", content=request.instructions))
     messages.extend(ChatMessage(role=role, content=text) for role, text in history)  # type: ignore[arg-type]
-    messages.extend(input_messages(request.input))
+    messages.extend(input_messages(request.input, references))
     return ChatCompletionRequest(
         model=request.model,
         messages=messages,
         stream=request.stream,
-        user=request.user,
+        user=user or request.user,
         metadata=request.metadata,
         inputs=request.inputs,
     )
@@ -195,292 +204,3 @@ def turn_history(request: ChatCompletionRequest, answer: str | None) -> History:
     while len(turns) > 1 and sum(len(text) for _, text in turns) > MAX_HISTORY_CHARS:
         turns.pop(0)
     return turns
-
-
-# ---------------------------------------------------------------- output
-
-
-class _OpenItem:
-    def __init__(self, kind: str, index: int, item_id: str) -> None:
-        self.kind = kind
-        self.index = index
-        self.id = item_id
-        self.text = ""
-
-
-class ResponseBuilder:
-    """Output items → Responses events, and the `Response` object they add up to."""
-
-    def __init__(
-        self,
-        request: ResponseCreateRequest,
-        *,
-        replace_in_place: bool = False,
-    ) -> None:
-        self.id = new_id("resp")
-        self.created_at = int(time.time())
-        self.request = request
-        # Non-stream answers can take a moderation replacement instead of the text; a stream
-        # cannot retract what it sent, so the replacement follows it (as for chat).
-        self.replace_in_place = replace_in_place
-        self.output: list[OutputItem] = []
-        self.final: ResponseObject | None = None
-        self._open: _OpenItem | None = None
-        self._sequence = 0
-
-    @property
-    def output_text(self) -> str:
-        texts = [
-            part.text
-            for item in self.output
-            if isinstance(item, OutputMessage)
-            for part in item.content
-        ]
-        if self._open is not None and self._open.kind == "message":
-            texts.append(self._open.text)
-        return "".join(texts)
-
-    def response(
-        self,
-        status: ResponseStatus,
-        *,
-        usage: ResponseUsage | None = None,
-        error: ResponseError | None = None,
-    ) -> ResponseObject:
-        request = self.request
-        return ResponseObject(
-            id=self.id,
-            created_at=self.created_at,
-            model=request.model,
-            status=status,
-            output=list(self.output) if status != "in_progress" else [],
-            error=error,
-            instructions=request.instructions,
-            previous_response_id=request.previous_response_id,
-            store=request.store is not False,
-            temperature=_number(request.temperature),
-            top_p=_number(request.top_p),
-            usage=usage,
-            user=request.user,
-            metadata=request.metadata or {},
-            completed_at=int(time.time()) if status == "completed" else None,
-        )
-
-    def _seq(self) -> int:
-        number = self._sequence
-        self._sequence += 1
-        return number
-
-    def start(self) -> list[ResponseEvent]:
-        return [
-            ResponseCreated(sequence_number=self._seq(), response=self.response("in_progress")),
-            ResponseInProgress(sequence_number=self._seq(), response=self.response("in_progress")),
-        ]
-
-    def feed(self, item: StreamItem) -> list[ResponseEvent]:
-        match item:
-            case ContentDelta(text=text):
-                return self._text("message", text)
-            case ContentReplaced(text=text):
-                if self.replace_in_place:
-                    self._replace_text(text)
-                    return []
-                separator = "\n\n" if self.output_text else ""
-                return self._text("message", separator + text)
-            case Finished(usage=usage):
-                events = self._close("completed")
-                if not any(isinstance(out, OutputMessage) for out in self.output):
-                    events += self._open_item("message") + self._close("completed")
-                self.final = self.response("completed", usage=ResponseUsage.from_chat(usage))
-                return [
-                    *events,
-                    ResponseCompleted(sequence_number=self._seq(), response=self.final),
-                ]
-            case Failed(error=error):
-                events = self._close("incomplete")
-                self.final = self.response(
-                    "failed",
-                    error=ResponseError(code=_error_code(error), message=error.message),
-                )
-                return [
-                    *events,
-                    ResponseFailed(sequence_number=self._seq(), response=self.final),
-                    ErrorEvent(
-                        sequence_number=self._seq(),
-                        code=error.code,
-                        message=error.message,
-                        param=error.param,
-                        error=ErrorDetail(message=error.message, type=error.type, code=error.code),
-                    ),
-                ]
-        # ReasoningDelta is the only other item.
-        return self._text("reasoning", item.text)
-
-    def _text(self, kind: str, text: str) -> list[ResponseEvent]:
-        events: list[ResponseEvent] = []
-        if self._open is None or self._open.kind != kind:
-            events += self._close("completed")
-            events += self._open_item(kind)
-        assert self._open is not None
-        self._open.text += text
-        if kind == "message":
-            events.append(
-                OutputTextDelta(
-                    sequence_number=self._seq(),
-                    item_id=self._open.id,
-                    output_index=self._open.index,
-                    content_index=0,
-                    delta=text,
-                )
-            )
-        else:
-            events.append(
-                SummaryTextDelta(
-                    sequence_number=self._seq(),
-                    item_id=self._open.id,
-                    output_index=self._open.index,
-                    summary_index=0,
-                    delta=text,
-                )
-            )
-        return events
-
-    def _replace_text(self, text: str) -> None:
-        """Non-stream moderation: the answer becomes the replacement, in one message."""
-        self._close("completed")
-        self.output = [out for out in self.output if not isinstance(out, OutputMessage)]
-        self._open_item("message")
-        assert self._open is not None
-        self._open.text = text
-
-    def _open_item(self, kind: str) -> list[ResponseEvent]:
-        index = len(self.output)
-        if kind == "message":
-            self._open = _OpenItem(kind, index, new_id("msg"))
-            return [
-                OutputItemAdded(
-                    sequence_number=self._seq(),
-                    output_index=index,
-                    item=OutputMessage(id=self._open.id, status="in_progress", content=[]),
-                ),
-                ContentPartAdded(
-                    sequence_number=self._seq(),
-                    item_id=self._open.id,
-                    output_index=index,
-                    content_index=0,
-                    part=OutputText(text=""),
-                ),
-            ]
-        self._open = _OpenItem(kind, index, new_id("rs"))
-        return [
-            OutputItemAdded(
-                sequence_number=self._seq(),
-                output_index=index,
-                item=ReasoningItem(id=self._open.id, summary=[], status="in_progress"),
-            ),
-            SummaryPartAdded(
-                sequence_number=self._seq(),
-                item_id=self._open.id,
-                output_index=index,
-                summary_index=0,
-                part=SummaryText(text=""),
-            ),
-        ]
-
-    def _close(self, status: str) -> list[ResponseEvent]:
-        current, self._open = self._open, None
-        if current is None:
-            return []
-        events: list[ResponseEvent]
-        item: OutputItem
-        if current.kind == "message":
-            part = OutputText(text=current.text)
-            item = OutputMessage(id=current.id, status=status, content=[part])  # type: ignore[arg-type]
-            events = [
-                OutputTextDone(
-                    sequence_number=self._seq(),
-                    item_id=current.id,
-                    output_index=current.index,
-                    content_index=0,
-                    text=current.text,
-                ),
-                ContentPartDone(
-                    sequence_number=self._seq(),
-                    item_id=current.id,
-                    output_index=current.index,
-                    content_index=0,
-                    part=part,
-                ),
-            ]
-        else:
-            summary = SummaryText(text=current.text)
-            item = ReasoningItem(id=current.id, summary=[summary], status=status)  # type: ignore[arg-type]
-            events = [
-                SummaryTextDone(
-                    sequence_number=self._seq(),
-                    item_id=current.id,
-                    output_index=current.index,
-                    summary_index=0,
-                    text=current.text,
-                ),
-                SummaryPartDone(
-                    sequence_number=self._seq(),
-                    item_id=current.id,
-                    output_index=current.index,
-                    summary_index=0,
-                    part=summary,
-                ),
-            ]
-        self.output.append(item)
-        events.append(
-            OutputItemDone(sequence_number=self._seq(), output_index=current.index, item=item)
-        )
-        return events
-
-
-def _error_code(error: BridgeError) -> str:
-    # `Response.error.code` is an OpenAI enum; the bridge's own code goes in the error event.
-    return "rate_limit_exceeded" if error.status == 429 else "server_error"
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def sse_event(event: ResponseEvent) -> bytes:
-    data = _encoder.encode(event)
-    kind = type(event).__struct_config__.tag
-    return b"event: " + str(kind).encode() + b"\ndata: " + data + b"\n\n"
-
-
-class ResponseEncoder:
-    """The engine's encoder interface (`start() -> bytes`, `encode(item) -> list[bytes]`)
-    for a streamed Response. There is no `[DONE]`: the stream ends after the terminal event."""
-
-    def __init__(self, builder: ResponseBuilder) -> None:
-        self.builder = builder
-
-    def start(self) -> bytes:
-        return b"".join(sse_event(event) for event in self.builder.start())
-
-    def encode(self, item: StreamItem) -> list[bytes]:
-        return [sse_event(event) for event in self.builder.feed(item)]
-
-
-class ResponseAggregator:
-    """The engine's aggregator interface (`add(item)`, `result()`) for a non-stream Response."""
-
-    def __init__(self, builder: ResponseBuilder) -> None:
-        self.builder = builder
-
-    def add(self, item: StreamItem) -> None:
-        if isinstance(item, Failed):
-            raise item.error
-        self.builder.feed(item)
-
-    def result(self) -> ResponseObject:
-        if self.builder.final is None:
-            raise BridgeError(
-                502, "Dify ended the run without an answer.", code="dify_no_answer", retryable=False
-            )
-        return self.builder.final

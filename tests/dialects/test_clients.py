@@ -1,19 +1,12 @@
 """Clients whose default OpenAI model uses the Responses API: pydantic-ai (`openai:<model>`)
-and the Vercel AI SDK's `@ai-sdk/openai` provider (`openai('<model>')`, Node)."""
+and the Vercel AI SDK's `@ai-sdk/openai` provider (`openai('<model>')`, Node; ai@6 and ai@5)."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-from pathlib import Path
-
 import pytest
 
+from tests.dialects.node_sdk import run_node
 from tests.integration.conftest import BRIDGE_KEY
-
-NODE_DIR = Path(__file__).resolve().parent.parent / "node"
 
 
 def test_pydantic_ai_default_openai_model(bridge_url, monkeypatch):
@@ -40,24 +33,9 @@ def test_pydantic_ai_default_openai_model(bridge_url, monkeypatch):
     assert asyncio.run(streamed()) == "喵"
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
-def test_vercel_ai_sdk_default_openai_provider(bridge_url):
-    if not (NODE_DIR / "node_modules" / "@ai-sdk" / "openai").exists():
-        pytest.fail(
-            "tests/node/node_modules is incomplete: run scripts/test.sh (it runs npm install)"
-        )
-    env = {**os.environ, "BRIDGE_BASE_URL": f"{bridge_url}/v1", "BRIDGE_API_KEY": BRIDGE_KEY}
-    result = subprocess.run(
-        ["node", "ai_sdk.mjs"],
-        cwd=NODE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout)
+@pytest.mark.parametrize("major", ["6", "5"])
+def test_vercel_ai_sdk_default_openai_provider(bridge_url, major):
+    summary = run_node("ai_sdk.mjs", bridge_url, BRIDGE_KEY, AI_SDK=major)
     assert summary["text"] == "喵"
     assert summary["reasoning"].strip()
     assert summary["finish"] == "stop"

@@ -7,13 +7,8 @@ import msgspec
 from bridge.errors import BridgeError
 from bridge.openai.responses import ResponseCreateRequest
 from bridge.openai.types import ChatCompletionRequest, ChatMessage, Usage
-from bridge.translate.responses import (
-    MAX_HISTORY_CHARS,
-    ResponseAggregator,
-    ResponseBuilder,
-    ResponseEncoder,
-    turn_history,
-)
+from bridge.translate.responses import MAX_HISTORY_CHARS, turn_history
+from bridge.translate.responses_out import ResponseAggregator, ResponseBuilder, ResponseEncoder
 from bridge.translate.stream import ContentDelta, ContentReplaced, Failed, Finished, ReasoningDelta
 
 REQUEST = ResponseCreateRequest(model="o1", input="hi")

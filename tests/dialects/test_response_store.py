@@ -13,6 +13,8 @@ from bridge.conversations.responses import ResponseStore, StoredResponse, open_r
 from bridge.openai.responses import OutputMessage, OutputText, ResponseObject
 from tests.support.redis_server import RedisServer, redis_server_binary, start_redis_server
 
+CREATED = int(time.time())  # one value: records built twice compare equal
+
 
 @pytest.fixture(scope="module")
 def redis_server() -> Iterator[RedisServer]:
@@ -50,7 +52,7 @@ def record(
         history=[("user", "q"), ("assistant", text)],
         response=ResponseObject(
             id=response_id,
-            created_at=int(time.time()),
+            created_at=CREATED,
             model="o1",
             status="completed",
             output=[OutputMessage(id="msg_1", status="completed", content=[OutputText(text=text)])],

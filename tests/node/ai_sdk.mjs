@@ -1,14 +1,9 @@
 // The Vercel AI SDK's default OpenAI provider (`openai('<model>')` — the Responses API) against
 // the bridge: generateText, streamText, and a follow-up via previousResponseId. Prints a JSON
-// summary for tests/dialects/test_clients.py.
-import { createOpenAI } from "@ai-sdk/openai";
-import { generateText, streamText } from "ai";
+// summary for tests/dialects/test_clients.py. AI_SDK=5 runs it with ai@5 (see sdk.mjs).
+import { bridgeModel, generateText, streamText } from "./sdk.mjs";
 
-const openai = createOpenAI({
-  baseURL: process.env.BRIDGE_BASE_URL,
-  apiKey: process.env.BRIDGE_API_KEY,
-});
-const model = openai(process.env.BRIDGE_MODEL ?? "o1");
+const model = bridgeModel();
 
 const first = await generateText({ model, prompt: "hi", maxRetries: 0 });
 const followUp = await generateText({

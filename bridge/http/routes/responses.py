@@ -3,7 +3,8 @@
 Served by the chat engine: the Responses request becomes a chat request
 (`bridge.translate.responses`), `ChatService` prepares and starts the Dify run, and the
 delivery functions frame it with a Responses encoder/aggregator. `previous_response_id`
-continues the Dify conversation (`bridge.conversations.response_keeper`).
+continues the Dify conversation and `item_reference` inputs are resolved from the response
+store, both for the key that stored them only (`bridge.conversations.response_keeper`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from litestar import Request, Response, delete, get, post
 from litestar.params import FromPath
 from litestar.response import Stream
 
-from bridge.conversations import StoreUnavailable
 from bridge.conversations.response_keeper import (
     ResponseRecorder,
     continuation,
+    owned_response,
     owner_of,
-    response_not_found,
+    referenced_items,
 )
 from bridge.conversations.responses import ResponseStore, StoredResponse
 from bridge.engine import ChatService, PreparedTurn, complete, event_stream, padded_completion
@@ -33,12 +34,8 @@ from bridge.http.routes.chat import (
 from bridge.openai.responses import DeletedResponse, ResponseCreateRequest, ResponseObject
 from bridge.routing import ModelRegistry, credential_from_header
 from bridge.translate.request import dify_user
-from bridge.translate.responses import (
-    ResponseAggregator,
-    ResponseBuilder,
-    ResponseEncoder,
-    chat_request_for,
-)
+from bridge.translate.responses import chat_request_for
+from bridge.translate.responses_out import ResponseAggregator, ResponseBuilder, ResponseEncoder
 
 _decoder = msgspec.json.Decoder(ResponseCreateRequest)
 
@@ -57,9 +54,13 @@ async def create_response(request: Request) -> Response | Stream:
     structlog.contextvars.bind_contextvars(model=body.model)
     credential = credential_from_header(request.headers.get("authorization"))
     route = registry.resolve(body.model, credential)
-    user = dify_user(body.user, credential)
-    follow = await continuation(store, body.previous_response_id, route=route, user=user)
-    chat = chat_request_for(body, follow.history)
+    owner = owner_of(credential)
+    follow = await continuation(
+        store, body.previous_response_id, route=route, owner=owner, user=body.user
+    )
+    references = await referenced_items(store, body.input, owner=owner)
+    chat = chat_request_for(body, follow.history, references=references, user=follow.user)
+    user = dify_user(chat.user, credential)
     turn = await _prepare(service, chat, route, credential, follow.pinned)
     structlog.contextvars.bind_contextvars(mode=turn.mode, conversation=turn.context.plan.reason)
     run = await service.start(turn)
@@ -70,7 +71,7 @@ async def create_response(request: Request) -> Response | Stream:
         chat=chat,
         route=route,
         user=user,
-        owner=owner_of(credential),
+        owner=owner,
         enabled=body.store is not False,
     )
     if body.stream:
@@ -120,19 +121,12 @@ async def _prepare(
 
 
 async def _owned(request: Request, response_id: str) -> StoredResponse:
+    """GET and DELETE follow the rule of `previous_response_id`: the key that created it."""
     registry: ModelRegistry = request.app.state.registry
     store: ResponseStore = request.app.state.response_store
     credential = credential_from_header(request.headers.get("authorization"))
     registry.authenticate(credential)  # a wrong key is a 401, as everywhere
-    try:
-        record = await store.get(response_id)
-    except StoreUnavailable:
-        raise BridgeError(
-            503, "The response store is unavailable; try again.", code="store_unavailable"
-        ) from None
-    if record is None or record.owner != owner_of(credential):
-        raise response_not_found(response_id)
-    return record
+    return await owned_response(store, response_id, owner_of(credential))
 
 
 @get(["/v1/responses/{response_id:str}", "/responses/{response_id:str}"])
