@@ -189,19 +189,11 @@ class StreamTransport(httpx.AsyncBaseTransport):
             raise httpx.PoolTimeout("no free connection towards Dify") from None
         connection: _Connection | None = None
         try:
-            connection, reused = await self._connection(origin, timeouts.get("connect"))
+            connection = await self._connection(origin, timeouts.get("connect"))
             self._send(connection, request, await request.aread())
             while not connection.headers_done:
                 if connection.error is not None:
                     raise connection.error
-                if connection.lost and reused and not connection.received:
-                    # An idle connection Dify closed (its keep-alive ran out) as the request
-                    # went out: nothing was read, nothing started; once more on a fresh one.
-                    connection, reused = await self._connection(
-                        origin, timeouts.get("connect"), fresh=True
-                    )
-                    self._send(connection, request, await request.aread())
-                    continue
                 if connection.lost:
                     raise httpx.RemoteProtocolError("Dify closed the connection without answering")
                 try:
@@ -220,11 +212,11 @@ class StreamTransport(httpx.AsyncBaseTransport):
             extensions={"http_version": b"HTTP/1.1"},
         )
 
-    async def _connection(
-        self, origin: Origin, connect: float | None, *, fresh: bool = False
-    ) -> tuple[_Connection, bool]:
+    async def _connection(self, origin: Origin, connect: float | None) -> _Connection:
+        # A request is never sent twice, even on a connection that died under it: it may
+        # have started a Dify run. Idle connections the peer closed are skipped here.
         idle = self._idle[origin]
-        while idle and not fresh:
+        while idle:
             connection = idle.pop()
             if (
                 connection.transport is not None
@@ -232,7 +224,7 @@ class StreamTransport(httpx.AsyncBaseTransport):
                 and not connection.lost
             ):
                 connection._reset()
-                return connection, True
+                return connection
             connection.close()
         scheme, host, port = origin
         loop = asyncio.get_running_loop()
@@ -249,7 +241,7 @@ class StreamTransport(httpx.AsyncBaseTransport):
             raise httpx.ConnectTimeout(f"connecting to {host}:{port} timed out") from None
         except OSError as exc:
             raise httpx.ConnectError(str(exc)) from exc
-        return connection, False
+        return connection
 
     def _send(self, connection: _Connection, request: httpx.Request, body: bytes) -> None:
         lines = [b"%s %s HTTP/1.1\r\n" % (request.method.encode(), request.url.raw_path)]

@@ -99,7 +99,10 @@ class DifyRun:
         self._raw_size = 0
         self._room = asyncio.Event()
         self._room.set()
-        self._started = asyncio.Event()
+        # Kept across a rerun of a lost conversation: whoever waits for the start waits for
+        # the new run's.
+        if not hasattr(self, "_started"):
+            self._started = asyncio.Event()
         self.ended = False  # the reader is done: nothing more will be read
         self._end: Failed | None = None  # why the reader stopped, if not at Dify's EOF
         self._end_taken = False
@@ -291,16 +294,6 @@ class DifyRun:
         except BridgeError:
             return False
         return True
-
-    async def restart_as_new(self) -> None:
-        """:meth:`_recover` from outside the reader (before the response started), raising
-        the :class:`BridgeError` if the new run cannot start."""
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
-        await self._reopen_as_new()
-        self.ready.clear()
-        self._reader = asyncio.create_task(self._read())
 
     async def _reopen_as_new(self) -> None:
         lost = self.turn.call.conversation_id

@@ -191,9 +191,11 @@ class ChatService:
             # A chatflow pings and hangs on a conversation it no longer has (rec. 13a). Check
             # before the route answers: its `X-Dify-Conversation-Id` header must name the
             # conversation the answer really comes from, and a stream's headers go out first.
-            await run.wait_started(self.settings.conversation_check_timeout)
-            if not run.started:
-                await run.restart_as_new()
+            # The reader's own short deadline detects the lost conversation and reruns the
+            # turn as new (DifyRun._recover); one mechanism, so the turn never runs twice.
+            await run.wait_started(
+                self.settings.conversation_check_timeout + self.settings.first_event_timeout
+            )
         return run
 
     async def open_stream(

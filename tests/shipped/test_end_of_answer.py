@@ -125,12 +125,19 @@ def test_the_answer_ends_at_difys_end_event(bridge, scripted_dify, key, dialect,
 
 
 def test_the_ending_is_logged_as_a_success_with_dify_usage(bridge) -> None:
+    def access_lines() -> list[dict]:
+        return [
+            line
+            for line in bridge.log_lines()
+            if line.get("event") == "request"
+            and line.get("path") == "/v1/chat/completions"
+            and line.get("prompt_tokens") == 9
+        ]
+
+    seen = len(access_lines())
     _chat(bridge.url, "app-flow-19", stream=True)
-    lines = [
-        line
-        for line in bridge.log_lines()
-        if line.get("event") == "request" and line.get("path") == "/v1/chat/completions"
-    ]
-    last = lines[-1]
+    # The access line is written once the last byte went out: wait for it (bounded).
+    assert wait_for(lambda: len(access_lines()) > seen)
+    last = access_lines()[-1]
     assert last["status"] == 200 and "error_code" not in last and "incomplete" not in last
     assert (last["prompt_tokens"], last["completion_tokens"]) == (9, 3)
