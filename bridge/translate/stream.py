@@ -7,6 +7,25 @@ aggregated `chat.completion` are built from these items (see `translate.openai_o
 
 from __future__ import annotations
 
+# Re-exported: the items and failures are part of this module's face.
+__all__ = [
+    "EMPTY_ANSWER_NOTE",
+    "ContentDelta",
+    "ContentReplaced",
+    "Failed",
+    "Finished",
+    "OutputItem",
+    "ReasoningDelta",
+    "StreamTranslator",
+    "coalesced",
+    "error_event_failure",
+    "flow_failure",
+    "stream_interrupted",
+    "usage_from_dify",
+    "workflow_answer",
+    "workflow_paused",
+]
+
 import json
 
 import msgspec
@@ -15,6 +34,12 @@ from bridge.dify import events as ev
 from bridge.errors import BridgeError
 from bridge.openai.types import Usage
 from bridge.translate.citations import sources_list
+from bridge.translate.failures import (
+    error_event_failure,
+    flow_failure,
+    stream_interrupted,
+    workflow_paused,
+)
 from bridge.translate.files import (
     FileCollector,
     RelativeLinkFixer,
@@ -23,38 +48,21 @@ from bridge.translate.files import (
     files_in_outputs,
     is_file_value,
 )
+from bridge.translate.items import (
+    ContentDelta,
+    ContentReplaced,
+    Failed,
+    Finished,
+    OutputItem,
+    ReasoningDelta,
+    coalesced,
+)
 from bridge.translate.reasoning import StepNarrator
 from bridge.translate.think import ThinkSplitter
 
 # FastGPT reports an answer that has reasoning but no content as an empty-response error
 # (clients.md); a run that showed its steps and then answered nothing ends with this instead.
 EMPTY_ANSWER_NOTE = "(The app finished without an answer.)"
-
-
-class ContentDelta(msgspec.Struct):
-    text: str
-
-
-class ReasoningDelta(msgspec.Struct):
-    text: str
-
-
-class ContentReplaced(msgspec.Struct):
-    """Output moderation replaced the whole answer (Dify `message_replace`, rec. 44b/44d)."""
-
-    text: str
-
-
-class Finished(msgspec.Struct):
-    finish_reason: str
-    usage: Usage | None
-
-
-class Failed(msgspec.Struct):
-    error: BridgeError
-
-
-OutputItem = ContentDelta | ReasoningDelta | ContentReplaced | Finished | Failed
 
 
 def usage_from_dify(usage: ev.DifyUsage | None) -> Usage | None:
@@ -85,57 +93,6 @@ def workflow_answer(outputs: dict | None, output_variable: str | None) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def flow_failure(message: str | None, *, stopped: bool = False) -> BridgeError:
-    """A chatflow/workflow that failed: deterministic, so 4xx-class and never retried."""
-    if stopped:
-        return BridgeError(
-            499,
-            "The Dify run was stopped before it finished.",
-            code="dify_run_stopped",
-            type="server_error",
-            retryable=False,
-        )
-    return BridgeError(
-        400,
-        f"The Dify app failed: {message or 'unknown error'}",
-        code="dify_workflow_failed",
-        type="invalid_request_error",
-        retryable=False,
-    )
-
-
-def workflow_paused() -> BridgeError:
-    return BridgeError(
-        400,
-        "The Dify app paused for human input (a Human Input node); the Service API cannot "
-        "answer its form, so the run ends here.",
-        code="dify_workflow_paused",
-        retryable=False,
-    )
-
-
-def stream_interrupted() -> BridgeError:
-    """Dify's stream ended (closed or reset) after the run started, without its end."""
-    return BridgeError(
-        502,
-        "Dify's stream broke off before the answer was complete.",
-        code="dify_stream_interrupted",
-        type="server_error",
-        retryable=False,
-    )
-
-
-def error_event_failure(event: ev.ErrorEvent) -> BridgeError:
-    status = event.status or 500
-    if 400 <= status < 500:
-        return BridgeError(
-            400, event.message or "Dify reported an error", code=event.code, retryable=False
-        )
-    return BridgeError(
-        502, event.message or "Dify reported an error", code=event.code, type="server_error"
-    )
-
-
 _JOINABLE = (ev.Message, ev.AgentMessage)
 
 
@@ -157,26 +114,6 @@ def _joined_answers(events: list[ev.StreamItem]) -> list[ev.StreamItem]:
         out.append(event)
     if len(run) > 1:
         out[-1] = msgspec.structs.replace(out[-1], answer="".join(run))  # type: ignore[type-var]
-    return out
-
-
-def coalesced(items: list[OutputItem]) -> list[OutputItem]:
-    """Adjacent content deltas merged into one (what was buffered goes out as one chunk).
-    Reasoning items stay one whole line each: clients trim every thinking fragment."""
-    if len(items) < 2:
-        return items
-    out: list[OutputItem] = []
-    texts: list[str] = []
-    for item in items:
-        if type(item) is ContentDelta:
-            texts.append(item.text)
-            continue
-        if texts:
-            out.append(ContentDelta("".join(texts)))
-            texts = []
-        out.append(item)
-    if texts:
-        out.append(ContentDelta("".join(texts)))
     return out
 
 
