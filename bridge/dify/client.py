@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import itertools
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -178,17 +177,14 @@ class DifyClient:
 
     def __init__(
         self,
-        http: httpx.AsyncClient | Sequence[httpx.AsyncClient],
+        http: httpx.AsyncClient,
         control: httpx.AsyncClient | None = None,
         *,
         control_slots: int = 64,
     ) -> None:
-        # Streams are spread over several clients (pools): httpcore scans a pool's every
-        # connection when a request comes or a connection goes, so one pool of thousands of
-        # held streams makes each new stream cost milliseconds.
-        self._shards = [http] if isinstance(http, httpx.AsyncClient) else list(http)
-        self._next_shard = itertools.cycle(self._shards)
-        self._http = self._shards[0]
+        # One client for every stream: its transport (bridge.dify.stream_transport) keeps no
+        # pool to scan, so thousands of held streams cost a new one nothing.
+        self._http = http
         self._control = control or self._http
         # Control calls wait here, not in httpcore's queue: its pool scans every queued request
         # against every connection on each change, which a thousand simultaneous stops (every
@@ -204,7 +200,7 @@ class DifyClient:
         A non-2xx answer raises `DifyAPIError` before anything is yielded, so the caller can
         still answer its own client with the right HTTP status.
         """
-        http = next(self._next_shard)
+        http = self._http
         request = http.build_request("POST", target.url(path), json=payload, headers=target.headers)
         with _translate_transport_errors():
             response = await http.send(request, stream=True)
